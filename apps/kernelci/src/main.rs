@@ -1,1 +1,65 @@
-fn main(){}
+//! `kernelci`: the kernelci-rs server binary. Every role is a subcommand; `kernelci up` runs
+//! all of them in one process on one port (SQLite by default, PostgreSQL with
+//! `--database-url`). See README.md for the roles, ports and configuration.
+
+mod admin;
+mod options;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::options::StoreOptions;
+
+#[derive(Parser)]
+#[command(name = "kernelci", version, about = "Self-hosted KernelCI: Maestro API, pipeline, KCIDB and more in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role in one process (embedded default: SQLite under --data-dir).
+    Up(serve::ServeArgs),
+    /// Run the Maestro API role alone (also serves upstream's unprefixed paths).
+    Api(serve::ServeArgs),
+    /// Users and tokens.
+    Admin {
+        #[command(flatten)]
+        store: StoreOptions,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KERNELCI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => serve::run(args, serve::Roles::All).await,
+            Command::Api(args) => serve::run(args, serve::Roles::MaestroOnly).await,
+            Command::Admin { store, command } => admin::run(store, command).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
