@@ -256,6 +256,9 @@ pub enum FilterError {
         /// The whole key.
         key: String,
     },
+    /// A regular expression on a field that is not text.
+    #[error("Regular expressions apply to text fields only, not to '{0}'")]
+    RegexField(String),
     /// A field name that cannot be a document path.
     #[error("Invalid filter field name: '{0}'")]
     FieldName(String),
@@ -360,6 +363,9 @@ fn single_value(field: &Field, op: Op, has_op: bool, raw: &str, in_list: bool) -
         return Ok(Value::Null);
     }
     match field {
+        Field::Column(c) if op == Op::Re && c.column_type() != ColumnType::Text => {
+            Err(FilterError::RegexField(c.field().into()))
+        }
         Field::Column(c) => match c.column_type() {
             ColumnType::Time => Ok(Value::Time(time::parse_iso(raw)?)),
             ColumnType::Int => Ok(Value::Int(raw.trim().parse().map_err(|_| FilterError::Int(raw.into()))?)),

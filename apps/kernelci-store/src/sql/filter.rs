@@ -67,7 +67,11 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
             (Op::In | Op::Nin, Value::List(items)) => {
                 let phs: Vec<String> =
                     items.iter().filter_map(|v| col_arg(ty, v)).map(|a| args.push(a)).collect();
-                if phs.is_empty() { "1=0".into() } else { format!("{col} IN ({})", phs.join(", ")) }
+                if phs.is_empty() {
+                    "1=0".into()
+                } else {
+                    format!("COALESCE({col} IN ({}), {})", phs.join(", "), falsy(args.dialect))
+                }
             }
             (Op::Re, Value::Str(p)) => {
                 let ph = args.push(Arg::Str(p.clone()));
