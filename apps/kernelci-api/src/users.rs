@@ -25,7 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminUser, CurrentUser, FormBody, JsonBody, QueryPairs, VerifiedUser};
 use crate::mail::Mail;
 
-/// fastapi-users error codes and fixed messages.
+// fastapi-users error codes and fixed messages.
 const BAD_CREDENTIALS: &str = "LOGIN_BAD_CREDENTIALS";
 const NOT_VERIFIED: &str = "LOGIN_USER_NOT_VERIFIED";
 const BAD_RESET_TOKEN: &str = "RESET_PASSWORD_BAD_TOKEN";
