@@ -115,7 +115,9 @@ pub fn validate_node_data(node: &Node) -> Result<(), InputError> {
         Kind::Regression => REGRESSION_FIELDS,
         Kind::Process => return Ok(()),
     };
-    let Some(Value::Object(data)) = &node.data else { return Ok(()) };
+    let Some(Value::Object(data)) = &node.data else {
+        return Ok(());
+    };
     let mut errors = Vec::new();
     check_fields(data, fields, "data", &mut errors);
     if errors.is_empty() {
@@ -131,7 +133,12 @@ pub fn validate_node_data(node: &Node) -> Result<(), InputError> {
     }
 }
 
-fn check_fields(obj: &Map<String, Value>, fields: &[(&str, Ty)], at: &str, errors: &mut Vec<String>) {
+fn check_fields(
+    obj: &Map<String, Value>,
+    fields: &[(&str, Ty)],
+    at: &str,
+    errors: &mut Vec<String>,
+) {
     for (key, ty) in fields {
         if let Some(v) = obj.get(*key) {
             check(v, *ty, &format!("{at}.{key}"), errors);
@@ -154,8 +161,11 @@ fn check(v: &Value, ty: Ty, at: &str, errors: &mut Vec<String>) {
             _ => fail("Input should be a valid list of strings"),
         },
         Ty::ErrorCode | Ty::CheckoutErrorCode => {
-            let allowed: &[&str] =
-                if matches!(ty, Ty::ErrorCode) { &ERROR_CODES } else { &CHECKOUT_ERROR_CODES };
+            let allowed: &[&str] = if matches!(ty, Ty::ErrorCode) {
+                &ERROR_CODES
+            } else {
+                &CHECKOUT_ERROR_CODES
+            };
             match v.as_str() {
                 Some(s) if allowed.contains(&s) => {}
                 _ => fail(&format!("Input should be one of {}", quoted(allowed))),
@@ -236,7 +246,11 @@ fn check_revision(v: &Value, at: &str, errors: &mut Vec<String>) {
 }
 
 fn quoted(items: &[&str]) -> String {
-    items.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -267,11 +281,23 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("data.arch: Input should be a valid string"), "{e}");
+        assert!(
+            e.contains("data.arch: Input should be a valid string"),
+            "{e}"
+        );
         assert!(e.contains("data.error_code: Input should be one of"), "{e}");
-        assert!(e.contains("data.kernel_revision.url: Field required"), "{e}");
-        assert!(e.contains("data.kernel_revision.version.version: Input should be a valid integer"), "{e}");
-        assert!(e.contains("data.kernel_revision.version.patchlevel: Field required"), "{e}");
+        assert!(
+            e.contains("data.kernel_revision.url: Field required"),
+            "{e}"
+        );
+        assert!(
+            e.contains("data.kernel_revision.version.version: Input should be a valid integer"),
+            "{e}"
+        );
+        assert!(
+            e.contains("data.kernel_revision.version.patchlevel: Field required"),
+            "{e}"
+        );
     }
 
     #[test]

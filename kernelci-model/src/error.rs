@@ -20,7 +20,12 @@ pub struct FieldError {
 impl FieldError {
     /// Build one.
     pub fn new(kind: &str, loc: Vec<String>, msg: &str, input: Value) -> Self {
-        FieldError { kind: kind.into(), loc, msg: msg.into(), input }
+        FieldError {
+            kind: kind.into(),
+            loc,
+            msg: msg.into(),
+            input,
+        }
     }
 }
 

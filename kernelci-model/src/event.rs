@@ -60,11 +60,17 @@ pub fn node_event_data(
     m.insert("state".into(), node.state.as_str().into());
     m.insert("result".into(), node.result.map(NodeResult::as_str).into());
     m.insert("owner".into(), node.owner.clone().into());
-    m.insert("data".into(), node.data.clone().unwrap_or(Value::Object(Map::new())));
+    m.insert(
+        "data".into(),
+        node.data.clone().unwrap_or(Value::Object(Map::new())),
+    );
     m.insert("is_hierarchy".into(), is_hierarchy.into());
     if let Some(p) = previous {
         m.insert("previous_state".into(), p.state.as_str().into());
-        m.insert("previous_result".into(), p.result.map(NodeResult::as_str).into());
+        m.insert(
+            "previous_result".into(),
+            p.result.map(NodeResult::as_str).into(),
+        );
     }
     Value::Object(m)
 }

@@ -125,7 +125,9 @@ impl Column {
     /// The storage type.
     pub fn column_type(self) -> ColumnType {
         match self {
-            Column::Created | Column::Updated | Column::Timeout | Column::Holdoff => ColumnType::Time,
+            Column::Created | Column::Updated | Column::Timeout | Column::Holdoff => {
+                ColumnType::Time
+            }
             Column::RetryCounter => ColumnType::Int,
             Column::ProcessedByKcidbBridge => ColumnType::Bool,
             _ => ColumnType::Text,
@@ -270,7 +272,9 @@ pub const MAX_REGEX_LEN: usize = 1000;
 impl NodeFilter {
     /// Parse query-string pairs (already URL-decoded). For a repeated key the last value wins.
     /// The caller removes the paging keys (`limit`, `offset`) first.
-    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, FilterError> {
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, FilterError> {
         let mut last: Vec<(&str, &str)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (k, v) in pairs {
@@ -315,11 +319,20 @@ fn parse_pair(key: &str, raw: &str) -> Result<Condition, FilterError> {
         Some("int") => (Op::Eq, true),
         Some(o) => match Op::parse(o) {
             Some(op) => (op, false),
-            None => return Err(FilterError::Operator { op: o.into(), key: key.into() }),
+            None => {
+                return Err(FilterError::Operator {
+                    op: o.into(),
+                    key: key.into(),
+                });
+            }
         },
     };
     let value = if int_op {
-        Value::Int(raw.trim().parse().map_err(|_| FilterError::Int(raw.into()))?)
+        Value::Int(
+            raw.trim()
+                .parse()
+                .map_err(|_| FilterError::Int(raw.into()))?,
+        )
     } else {
         typed_value(&field, op, op_text.is_some(), raw)?
     };
@@ -334,7 +347,8 @@ fn parse_field(name: &str) -> Result<Field, FilterError> {
         return Ok(Field::Column(c));
     }
     let segments: Vec<String> = name.split('.').map(str::to_string).collect();
-    let bad = |s: &String| s.is_empty() || s.chars().any(|c| c == '"' || c == '\\' || c.is_control());
+    let bad =
+        |s: &String| s.is_empty() || s.chars().any(|c| c == '"' || c == '\\' || c.is_control());
     if segments.iter().any(bad) {
         return Err(FilterError::FieldName(name.into()));
     }
@@ -343,22 +357,36 @@ fn parse_field(name: &str) -> Result<Field, FilterError> {
 
 fn check_regex(p: &str) -> Result<(), FilterError> {
     if p.len() > MAX_REGEX_LEN {
-        return Err(FilterError::Regex { pattern: p.chars().take(40).collect(), reason: "pattern too long".into() });
+        return Err(FilterError::Regex {
+            pattern: p.chars().take(40).collect(),
+            reason: "pattern too long".into(),
+        });
     }
     regex::Regex::new(p)
         .map(|_| ())
-        .map_err(|e| FilterError::Regex { pattern: p.into(), reason: e.to_string().lines().last().unwrap_or("").trim().into() })
+        .map_err(|e| FilterError::Regex {
+            pattern: p.into(),
+            reason: e.to_string().lines().last().unwrap_or("").trim().into(),
+        })
 }
 
 fn typed_value(field: &Field, op: Op, has_op: bool, raw: &str) -> Result<Value, FilterError> {
     if matches!(op, Op::In | Op::Nin) {
-        let items = raw.split(',').map(|item| single_value(field, op, has_op, item, true));
+        let items = raw
+            .split(',')
+            .map(|item| single_value(field, op, has_op, item, true));
         return Ok(Value::List(items.collect::<Result<_, _>>()?));
     }
     single_value(field, op, has_op, raw, false)
 }
 
-fn single_value(field: &Field, op: Op, has_op: bool, raw: &str, in_list: bool) -> Result<Value, FilterError> {
+fn single_value(
+    field: &Field,
+    op: Op,
+    has_op: bool,
+    raw: &str,
+    in_list: bool,
+) -> Result<Value, FilterError> {
     if raw == "null" && !in_list && op != Op::Re {
         return Ok(Value::Null);
     }
@@ -368,11 +396,18 @@ fn single_value(field: &Field, op: Op, has_op: bool, raw: &str, in_list: bool) -
         }
         Field::Column(c) => match c.column_type() {
             ColumnType::Time => Ok(Value::Time(time::parse_iso(raw)?)),
-            ColumnType::Int => Ok(Value::Int(raw.trim().parse().map_err(|_| FilterError::Int(raw.into()))?)),
+            ColumnType::Int => Ok(Value::Int(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| FilterError::Int(raw.into()))?,
+            )),
             ColumnType::Bool => match raw.to_ascii_lowercase().as_str() {
                 "true" => Ok(Value::Bool(true)),
                 "false" => Ok(Value::Bool(false)),
-                _ => Err(FilterError::Bool { field: c.field().into(), value: raw.into() }),
+                _ => Err(FilterError::Bool {
+                    field: c.field().into(),
+                    value: raw.into(),
+                }),
             },
             ColumnType::Text if matches!(c, Column::Parent | Column::Id) && op != Op::Re => {
                 Ok(Value::Str(ObjectId::parse(raw)?.to_string()))
@@ -419,14 +454,25 @@ impl Condition {
                     Column::Timeout => Some(Scalar::Time(node.timeout)),
                     Column::Holdoff => node.holdoff.map(Scalar::Time),
                     Column::RetryCounter => Some(Scalar::Int(node.retry_counter as f64)),
-                    Column::ProcessedByKcidbBridge => Some(Scalar::Bool(node.processed_by_kcidb_bridge)),
+                    Column::ProcessedByKcidbBridge => {
+                        Some(Scalar::Bool(node.processed_by_kcidb_bridge))
+                    }
                     Column::Id | Column::Parent => {
-                        owned = if *c == Column::Id { Some(node.id.to_string()) } else { node.parent.map(|p| p.to_string()) };
+                        owned = if *c == Column::Id {
+                            Some(node.id.to_string())
+                        } else {
+                            node.parent.map(|p| p.to_string())
+                        };
                         owned.as_deref().map(Scalar::Str)
                     }
                     _ => doc.get(c.field()).and_then(Json::as_str).map(Scalar::Str),
                 };
-                eval(self.op, &self.value, &x.into_iter().collect::<Vec<_>>(), false)
+                eval(
+                    self.op,
+                    &self.value,
+                    &x.into_iter().collect::<Vec<_>>(),
+                    false,
+                )
             }
             Field::Doc(path) => {
                 let mut cur = Some(doc);
@@ -496,7 +542,9 @@ fn eval(op: Op, value: &Value, xs: &[Scalar], is_array: bool) -> bool {
 fn eq(value: &Value, xs: &[Scalar], is_array: bool) -> bool {
     match value {
         Value::Null => xs.is_empty() && !is_array,
-        v => xs.iter().any(|x| compare(x, v) == Some(std::cmp::Ordering::Equal)),
+        v => xs
+            .iter()
+            .any(|x| compare(x, v) == Some(std::cmp::Ordering::Equal)),
     }
 }
 
@@ -522,23 +570,53 @@ mod tests {
 
     fn node(body: Json) -> Node {
         let now = time::parse_iso("2024-06-01T00:00:00").unwrap();
-        NodeInput::from_json(&body, now).unwrap().into_new_node("admin", now).unwrap()
+        NodeInput::from_json(&body, now)
+            .unwrap()
+            .into_new_node("admin", now)
+            .unwrap()
     }
 
     #[test]
     fn parses_operators_and_types() {
-        let q = f(&[("state__ne", "running"), ("data.x__gt", "5"), ("data.y", "5"), ("data.b", "TRUE"),
-                    ("name__in", "a,b"), ("created__gte", "2024-11-01"), ("retry_counter", "2"),
-                    ("data.z__int", "7"), ("parent", "null"), ("a__b__c", "x")]).unwrap();
+        let q = f(&[
+            ("state__ne", "running"),
+            ("data.x__gt", "5"),
+            ("data.y", "5"),
+            ("data.b", "TRUE"),
+            ("name__in", "a,b"),
+            ("created__gte", "2024-11-01"),
+            ("retry_counter", "2"),
+            ("data.z__int", "7"),
+            ("parent", "null"),
+            ("a__b__c", "x"),
+        ])
+        .unwrap();
         let c = &q.conditions;
-        assert_eq!(c[0], Condition { field: Field::Column(Column::State), op: Op::Ne, value: Value::Str("running".into()) });
+        assert_eq!(
+            c[0],
+            Condition {
+                field: Field::Column(Column::State),
+                op: Op::Ne,
+                value: Value::Str("running".into())
+            }
+        );
         assert_eq!(c[1].value, Value::Int(5));
         assert_eq!(c[2].value, Value::Str("5".into()));
         assert_eq!(c[3].value, Value::Bool(true));
-        assert_eq!(c[4].value, Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]));
+        assert_eq!(
+            c[4].value,
+            Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])
+        );
         assert!(matches!(c[5].value, Value::Time(_)));
         assert_eq!(c[6].value, Value::Int(2));
-        assert_eq!(c[7], Condition { field: Field::Doc(vec!["data".into(), "z".into()]), op: Op::Eq, value: Value::Int(7) });
+        assert_eq!(
+            c[7],
+            Condition {
+                field: Field::Doc(vec!["data".into(), "z".into()]),
+                op: Op::Eq,
+                value: Value::Int(7)
+            }
+        );
         assert_eq!(c[8].value, Value::Null);
         assert_eq!(c[9].field, Field::Doc(vec!["a__b__c".into()]));
     }
@@ -552,10 +630,26 @@ mod tests {
 
     #[test]
     fn precise_errors() {
-        assert_eq!(f(&[("created__gt", "bad")]).unwrap_err().to_string(), "Invalid isoformat string: 'bad'");
-        assert!(f(&[("parent", "xyz")]).unwrap_err().to_string().contains("is not a valid ObjectId"));
-        assert_eq!(f(&[("name__foo", "x")]).unwrap_err().to_string(), "Unsupported filter operator 'foo' in 'name__foo'");
-        assert!(f(&[("name__re", "(")]).unwrap_err().to_string().starts_with("Invalid regular expression"));
+        assert_eq!(
+            f(&[("created__gt", "bad")]).unwrap_err().to_string(),
+            "Invalid isoformat string: 'bad'"
+        );
+        assert!(
+            f(&[("parent", "xyz")])
+                .unwrap_err()
+                .to_string()
+                .contains("is not a valid ObjectId")
+        );
+        assert_eq!(
+            f(&[("name__foo", "x")]).unwrap_err().to_string(),
+            "Unsupported filter operator 'foo' in 'name__foo'"
+        );
+        assert!(
+            f(&[("name__re", "(")])
+                .unwrap_err()
+                .to_string()
+                .starts_with("Invalid regular expression")
+        );
         assert!(f(&[("data.x__int", "x")]).is_err());
         assert!(f(&[("data..x", "1")]).is_err());
         assert!(f(&[("data.x\"y", "1")]).is_err());
@@ -563,8 +657,10 @@ mod tests {
 
     #[test]
     fn evaluates_like_mongo() {
-        let n = node(json!({"kind": "kbuild", "name": "kbuild-gcc-12-x86", "path": ["checkout", "kbuild-gcc-12-x86"],
-                            "data": {"arch": "x86_64", "n": 7, "flag": true}}));
+        let n = node(
+            json!({"kind": "kbuild", "name": "kbuild-gcc-12-x86", "path": ["checkout", "kbuild-gcc-12-x86"],
+                            "data": {"arch": "x86_64", "n": 7, "flag": true}}),
+        );
         let m = |q: &[(&str, &str)]| f(q).unwrap().matches(&n);
         assert!(m(&[("kind", "kbuild")]));
         assert!(m(&[("path", "checkout")]), "array fields match any element");
@@ -581,7 +677,10 @@ mod tests {
         assert!(m(&[("name__re", "gcc-1[0-9]")]));
         assert!(m(&[("data.arch__in", "arm64,x86_64")]));
         assert!(m(&[("data.arch__nin", "arm64")]));
-        assert!(m(&[("created__gte", "2024-06-01"), ("created__lt", "2024-06-02")]));
+        assert!(m(&[
+            ("created__gte", "2024-06-01"),
+            ("created__lt", "2024-06-02")
+        ]));
         assert!(!m(&[("holdoff__lt", "2030-01-01")]));
         assert!(m(&[("retry_counter__lt", "1")]));
         assert!(m(&[("processed_by_kcidb_bridge", "false")]));

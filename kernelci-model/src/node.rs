@@ -73,7 +73,12 @@ pub enum State {
 
 impl State {
     /// All states.
-    pub const ALL: [State; 4] = [State::Running, State::Available, State::Closing, State::Done];
+    pub const ALL: [State; 4] = [
+        State::Running,
+        State::Available,
+        State::Closing,
+        State::Done,
+    ];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -96,7 +101,9 @@ impl State {
         self == next
             || matches!(
                 (self, next),
-                (Running, Available | Closing | Done) | (Available, Closing | Done) | (Closing, Done)
+                (Running, Available | Closing | Done)
+                    | (Available, Closing | Done)
+                    | (Closing, Done)
             )
     }
 }
@@ -117,8 +124,12 @@ pub enum NodeResult {
 
 impl NodeResult {
     /// All results.
-    pub const ALL: [NodeResult; 4] =
-        [NodeResult::Pass, NodeResult::Fail, NodeResult::Skip, NodeResult::Incomplete];
+    pub const ALL: [NodeResult; 4] = [
+        NodeResult::Pass,
+        NodeResult::Fail,
+        NodeResult::Skip,
+        NodeResult::Incomplete,
+    ];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -217,7 +228,8 @@ mod ts_opt {
         d: D,
     ) -> Result<Option<Timestamp>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| time::parse_iso(&s).map_err(serde::de::Error::custom)).transpose()
+        s.map(|s| time::parse_iso(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -282,13 +294,18 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(obj: &'a Map<String, Value>, loc: &[&str]) -> Self {
-        Fields { obj, loc: loc.iter().map(|s| s.to_string()).collect(), errors: Vec::new() }
+        Fields {
+            obj,
+            loc: loc.iter().map(|s| s.to_string()).collect(),
+            errors: Vec::new(),
+        }
     }
 
     fn err(&mut self, key: &str, kind: &str, msg: &str, input: &Value) {
         let mut loc = self.loc.clone();
         loc.push(key.to_string());
-        self.errors.push(FieldError::new(kind, loc, msg, input.clone()));
+        self.errors
+            .push(FieldError::new(kind, loc, msg, input.clone()));
     }
 
     pub(crate) fn required_str(&mut self, key: &str) -> String {
@@ -385,7 +402,12 @@ impl<'a> Fields<'a> {
                 Ok(t) => Some(t),
                 Err(_) => {
                     let v = Value::String(s.clone());
-                    self.err(key, "datetime_from_date_parsing", "Input should be a valid datetime", &v);
+                    self.err(
+                        key,
+                        "datetime_from_date_parsing",
+                        "Input should be a valid datetime",
+                        &v,
+                    );
                     None
                 }
             },
@@ -408,13 +430,23 @@ impl<'a> Fields<'a> {
                 }
             },
             Some(v) => {
-                self.err(key, "string_type", "Input should be a valid ObjectId string", v);
+                self.err(
+                    key,
+                    "string_type",
+                    "Input should be a valid ObjectId string",
+                    v,
+                );
                 None
             }
         }
     }
 
-    pub(crate) fn opt_enum<T>(&mut self, key: &str, parse: fn(&str) -> Option<T>, names: &str) -> Option<T> {
+    pub(crate) fn opt_enum<T>(
+        &mut self,
+        key: &str,
+        parse: fn(&str) -> Option<T>,
+        names: &str,
+    ) -> Option<T> {
         match self.obj.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => match parse(s) {
@@ -501,13 +533,28 @@ impl NodeInput {
         let group = f.opt_str("group");
         let parent = f.opt_object_id("parent");
         let state = f
-            .opt_enum("state", State::parse, "'running', 'available', 'closing' or 'done'")
+            .opt_enum(
+                "state",
+                State::parse,
+                "'running', 'available', 'closing' or 'done'",
+            )
             .unwrap_or(State::Running);
-        let result =
-            f.opt_enum("result", NodeResult::parse, "'pass', 'fail', 'skip' or 'incomplete'");
+        let result = f.opt_enum(
+            "result",
+            NodeResult::parse,
+            "'pass', 'fail', 'skip' or 'incomplete'",
+        );
         let artifacts = f.artifacts("artifacts");
-        let data = if obj.get("data").is_none() { Some(empty()) } else { f.opt_object("data") };
-        let debug = if obj.get("debug").is_none() { Some(empty()) } else { f.opt_object("debug") };
+        let data = if obj.get("data").is_none() {
+            Some(empty())
+        } else {
+            f.opt_object("data")
+        };
+        let debug = if obj.get("debug").is_none() {
+            Some(empty())
+        } else {
+            f.opt_object("debug")
+        };
         let jobfilter = f.str_list("jobfilter", false);
         let platform_filter = if obj.contains_key("platform_filter") {
             f.str_list("platform_filter", false)
@@ -528,7 +575,12 @@ impl NodeInput {
         let mut seen = std::collections::HashSet::new();
         if user_groups.iter().any(|g| !seen.insert(g)) {
             let v = obj.get("user_groups").cloned().unwrap_or(Value::Null);
-            f.err("user_groups", "value_error", "Value error, Groups must be unique", &v);
+            f.err(
+                "user_groups",
+                "value_error",
+                "Value error, Groups must be unique",
+                &v,
+            );
         }
         if !f.errors.is_empty() {
             return Err(InputError::Body(f.errors));
@@ -566,14 +618,18 @@ impl NodeInput {
 
     /// The kind, or the upstream 400 `Unsupported node kind: X`.
     pub fn require_kind(&self) -> Result<Kind, InputError> {
-        self.kind.ok_or_else(|| InputError::Invalid(format!("Unsupported node kind: {}", self.kind_text)))
+        self.kind.ok_or_else(|| {
+            InputError::Invalid(format!("Unsupported node kind: {}", self.kind_text))
+        })
     }
 
     /// Build the node stored by POST: the caller becomes the owner.
     pub fn into_new_node(self, owner: &str, now: Timestamp) -> Result<Node, InputError> {
         let kind = self.require_kind()?;
         if let Some(id) = &self.id_in_body {
-            return Err(InputError::Invalid(format!("Object cannot be created with id: {id}")));
+            return Err(InputError::Invalid(format!(
+                "Object cannot be created with id: {id}"
+            )));
         }
         let node = Node {
             id: ObjectId::generate(),
@@ -610,7 +666,9 @@ impl NodeInput {
     pub fn apply_put(self, stored: &Node, now: Timestamp) -> Result<Node, InputError> {
         let kind = self.require_kind()?;
         if self.parent == Some(stored.id) {
-            return Err(InputError::Invalid("Parent cannot be the same as the object".into()));
+            return Err(InputError::Invalid(
+                "Parent cannot be the same as the object".into(),
+            ));
         }
         let node = Node {
             id: stored.id,
@@ -694,15 +752,21 @@ pub fn apply_patch(stored: &Node, body: &Value, now: Timestamp) -> Result<Node, 
                 let names = "'running', 'available', 'closing' or 'done'";
                 match f.opt_enum("state", State::parse, names) {
                     Some(s) => node.state = s,
-                    None if obj.get("state") == Some(&Value::Null) => {
-                        f.err("state", "enum", &format!("Input should be {names}"), &Value::Null)
-                    }
+                    None if obj.get("state") == Some(&Value::Null) => f.err(
+                        "state",
+                        "enum",
+                        &format!("Input should be {names}"),
+                        &Value::Null,
+                    ),
                     None => {}
                 }
             }
             "result" => {
-                node.result =
-                    f.opt_enum("result", NodeResult::parse, "'pass', 'fail', 'skip' or 'incomplete'")
+                node.result = f.opt_enum(
+                    "result",
+                    NodeResult::parse,
+                    "'pass', 'fail', 'skip' or 'incomplete'",
+                )
             }
             "artifacts" => node.artifacts = f.artifacts("artifacts"),
             "data" => node.data = f.opt_object("data"),
@@ -797,7 +861,8 @@ mod tests {
 
     #[test]
     fn body_errors_are_all_reported() {
-        let body = json!({"kind": "checkout", "retry_counter": 1.0, "artifacts": {"log": "ftp://x"}});
+        let body =
+            json!({"kind": "checkout", "retry_counter": 1.0, "artifacts": {"log": "ftp://x"}});
         let Err(InputError::Body(errs)) = NodeInput::from_json(&body, now()) else {
             panic!("expected body errors")
         };
@@ -812,12 +877,21 @@ mod tests {
     fn unsupported_kind_and_id_in_body() {
         let mut body = checkout();
         body["kind"] = json!("node");
-        let e = NodeInput::from_json(&body, now()).unwrap().into_new_node("a", now()).unwrap_err();
+        let e = NodeInput::from_json(&body, now())
+            .unwrap()
+            .into_new_node("a", now())
+            .unwrap_err();
         assert_eq!(e.to_string(), "Unsupported node kind: node");
         let mut body = checkout();
         body["id"] = json!("65a1355ee98651d0fe81e500");
-        let e = NodeInput::from_json(&body, now()).unwrap().into_new_node("a", now()).unwrap_err();
-        assert_eq!(e.to_string(), "Object cannot be created with id: 65a1355ee98651d0fe81e500");
+        let e = NodeInput::from_json(&body, now())
+            .unwrap()
+            .into_new_node("a", now())
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Object cannot be created with id: 65a1355ee98651d0fe81e500"
+        );
     }
 
     #[test]
@@ -832,7 +906,10 @@ mod tests {
 
     #[test]
     fn patch_rules() {
-        let stored = NodeInput::from_json(&checkout(), now()).unwrap().into_new_node("a", now()).unwrap();
+        let stored = NodeInput::from_json(&checkout(), now())
+            .unwrap()
+            .into_new_node("a", now())
+            .unwrap();
         let e = apply_patch(&stored, &json!({"foo": 1}), now()).unwrap_err();
         assert_eq!(e.to_string(), "No fields to update");
         let n = apply_patch(&stored, &json!({"state": "done", "result": "pass"}), now()).unwrap();
@@ -842,15 +919,24 @@ mod tests {
         let n2 = apply_patch(&n, &json!({"processed_by_kcidb_bridge": true}), now()).unwrap();
         assert!(n2.processed_by_kcidb_bridge);
         let n3 = apply_patch(&n2, &json!({"debug": {"x": 1}}), now()).unwrap();
-        assert!(!n3.processed_by_kcidb_bridge, "flag resets unless the patch sets it");
+        assert!(
+            !n3.processed_by_kcidb_bridge,
+            "flag resets unless the patch sets it"
+        );
     }
 
     #[test]
     fn put_keeps_owner_and_resets_omitted_fields() {
-        let stored = NodeInput::from_json(&checkout(), now()).unwrap().into_new_node("alice", now()).unwrap();
+        let stored = NodeInput::from_json(&checkout(), now())
+            .unwrap()
+            .into_new_node("alice", now())
+            .unwrap();
         let later = now() + chrono::TimeDelta::hours(1);
         let body = json!({"kind": "checkout", "name": "checkout", "path": ["checkout"], "owner": "mallory", "state": "available"});
-        let n = NodeInput::from_json(&body, later).unwrap().apply_put(&stored, later).unwrap();
+        let n = NodeInput::from_json(&body, later)
+            .unwrap()
+            .apply_put(&stored, later)
+            .unwrap();
         assert_eq!(n.owner.as_deref(), Some("alice"));
         assert_eq!(n.created, later);
         assert_eq!(n.data, Some(json!({})));

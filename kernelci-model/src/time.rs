@@ -38,7 +38,9 @@ pub fn to_micros(ts: &Timestamp) -> i64 {
 
 /// The inverse of [`to_micros`]; out-of-range values clamp to the epoch.
 pub fn from_micros(us: i64) -> Timestamp {
-    DateTime::from_timestamp_micros(us).unwrap_or_default().naive_utc()
+    DateTime::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .naive_utc()
 }
 
 /// Parse what Python 3.11 `datetime.fromisoformat` accepts (the common forms): a date
@@ -87,7 +89,11 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     if b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    NaiveDate::from_ymd_opt(digits(&s[..4])? as i32, digits(&s[5..7])?, digits(&s[8..10])?)
+    NaiveDate::from_ymd_opt(
+        digits(&s[..4])? as i32,
+        digits(&s[5..7])?,
+        digits(&s[8..10])?,
+    )
 }
 
 fn parse_time(s: &str) -> Option<NaiveTime> {
@@ -131,7 +137,9 @@ fn parse_offset(s: &str) -> Option<i64> {
         2 => (digits(body)?, 0),
         4 => (digits(&body[..2])?, digits(&body[2..])?),
         5 if &body[2..3] == ":" => (digits(&body[..2])?, digits(&body[3..])?),
-        8 if &body[2..3] == ":" && &body[5..6] == ":" => (digits(&body[..2])?, digits(&body[3..5])?),
+        8 if &body[2..3] == ":" && &body[5..6] == ":" => {
+            (digits(&body[..2])?, digits(&body[3..5])?)
+        }
         _ => return None,
     };
     if h > 23 || m > 59 {
@@ -151,7 +159,10 @@ mod tests {
     #[test]
     fn parses_python_forms() {
         assert_eq!(p("2024-11-01"), "2024-11-01T00:00:00");
-        assert_eq!(p("2024-02-26T13:21:55.301000"), "2024-02-26T13:21:55.301000");
+        assert_eq!(
+            p("2024-02-26T13:21:55.301000"),
+            "2024-02-26T13:21:55.301000"
+        );
         assert_eq!(p("2024-02-26T13:21:55.3"), "2024-02-26T13:21:55.300000");
         assert_eq!(p("2024-02-26 13:21"), "2024-02-26T13:21:00");
         assert_eq!(p("2024-02-26T13:21:55Z"), "2024-02-26T13:21:55");
@@ -161,7 +172,14 @@ mod tests {
 
     #[test]
     fn rejects_junk_with_python_message() {
-        for bad in ["bad", "2024-13-01", "2024-02-30", "2024-02-26X10:00", "2024-02-26T1", ""] {
+        for bad in [
+            "bad",
+            "2024-13-01",
+            "2024-02-30",
+            "2024-02-26X10:00",
+            "2024-02-26T1",
+            "",
+        ] {
             let e = parse_iso(bad).unwrap_err();
             assert_eq!(e.to_string(), format!("Invalid isoformat string: '{bad}'"));
         }

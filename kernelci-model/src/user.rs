@@ -112,7 +112,10 @@ mod tests {
             username: name.into(),
             groups: groups
                 .iter()
-                .map(|g| UserGroup { id: ObjectId::generate(), name: g.to_string() })
+                .map(|g| UserGroup {
+                    id: ObjectId::generate(),
+                    name: g.to_string(),
+                })
                 .collect(),
         }
     }
@@ -122,7 +125,10 @@ mod tests {
         let now = crate::time::now();
         let body = json!({"kind": "job", "name": "j", "path": ["j"], "user_groups": ["team-a"],
                           "data": {"runtime": "lava-x"}});
-        let node = NodeInput::from_json(&body, now).unwrap().into_new_node("owner", now).unwrap();
+        let node = NodeInput::from_json(&body, now)
+            .unwrap()
+            .into_new_node("owner", now)
+            .unwrap();
         assert!(user("owner", &[]).can_edit_node(&node));
         assert!(user("bob", &["team-a"]).can_edit_node(&node));
         assert!(user("bob", &["runtime:lava-x:node-editor"]).can_edit_node(&node));
@@ -133,7 +139,24 @@ mod tests {
         let mut admin = user("root", &[]);
         admin.is_superuser = true;
         assert!(admin.can_edit_node(&node));
-        let keys: Vec<String> = serde_json::to_value(admin.read()).unwrap().as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys, ["id", "email", "is_active", "is_superuser", "is_verified", "username", "groups"]);
+        let keys: Vec<String> = serde_json::to_value(admin.read())
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "email",
+                "is_active",
+                "is_superuser",
+                "is_verified",
+                "username",
+                "groups"
+            ]
+        );
     }
 }

@@ -47,7 +47,11 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        TestDb { url, pg_admin: None, _dir: Some(dir) }
+        TestDb {
+            url,
+            pg_admin: None,
+            _dir: Some(dir),
+        }
     }
 
     /// A fresh database on the PostgreSQL server at `base` (panics if it cannot be reached:
@@ -68,21 +72,34 @@ impl TestDb {
             }
             _ => format!("{base}/{name}"),
         };
-        TestDb { url, pg_admin: Some((base.to_string(), name)), _dir: None }
+        TestDb {
+            url,
+            pg_admin: Some((base.to_string(), name)),
+            _dir: None,
+        }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some((base, name)) = self.pg_admin.take() else { return };
+        let Some((base, name)) = self.pg_admin.take() else {
+            return;
+        };
         // Best effort, on a thread of its own: Drop cannot await.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -155,10 +172,15 @@ impl TestApp {
     /// Start on a given database.
     pub async fn start_on(db: TestDb, opts: TestOptions) -> TestApp {
         let store = kernelci_store::open(&db.url).await.expect("open store");
-        kernelci_api::ensure_builtin_groups(&*store).await.expect("groups");
+        kernelci_api::ensure_builtin_groups(&*store)
+            .await
+            .expect("groups");
         let keys = JwtKeys::new(&opts.secret, opts.unified_secret.as_deref());
         let mail = tempfile::tempdir().expect("temp dir");
-        let config = ApiConfig { keep_alive: opts.keep_alive, ..ApiConfig::default() };
+        let config = ApiConfig {
+            keep_alive: opts.keep_alive,
+            ..ApiConfig::default()
+        };
         let state = AppState {
             store: store.clone(),
             keys: keys.clone(),
@@ -167,12 +189,17 @@ impl TestApp {
             metrics: Arc::new(Metrics::default()),
         };
         let app = kernelci_api::router(state, opts.unprefixed);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
         let mut app = TestApp {
             base: format!("http://{addr}"),
             client,
@@ -222,7 +249,13 @@ impl TestApp {
     }
 
     /// Send a JSON body with a method and an optional token.
-    pub async fn send_json(&self, method: &str, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, self.url(path)).json(body);
         if let Some(t) = token {
@@ -233,7 +266,8 @@ impl TestApp {
 
     /// POST a JSON body as admin.
     pub async fn post_admin(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.send_json("POST", path, Some(&self.admin_token), body).await
+        self.send_json("POST", path, Some(&self.admin_token), body)
+            .await
     }
 }
 
@@ -245,5 +279,8 @@ pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     if text.is_empty() {
         return (status, Value::Null);
     }
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

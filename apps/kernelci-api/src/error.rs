@@ -70,10 +70,11 @@ impl IntoResponse for ApiError {
             ApiError::Detail(status, detail) => {
                 (status, axum::Json(json!({ "detail": detail }))).into_response()
             }
-            ApiError::Validation(errors) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(json!({ "detail": errors })))
-                    .into_response()
-            }
+            ApiError::Validation(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(json!({ "detail": errors })),
+            )
+                .into_response(),
             ApiError::Internal(reason) => {
                 tracing::error!("internal error: {reason}");
                 (

@@ -19,16 +19,20 @@ fn cond(field: EventField, op: Op, value: FV) -> EventCondition {
 }
 
 fn python_int(key: &str, raw: &str) -> ApiResult<i64> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("invalid literal for int() with base 10: '{raw}' ({key})")))
+    raw.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid literal for int() with base 10: '{raw}' ({key})"
+        ))
+    })
 }
 
 /// Translate the query string into an [`EventQuery`] (and whether nodes are attached).
 fn parse_query(q: &QueryPairs) -> ApiResult<(EventQuery, bool)> {
     let mut conditions = Vec::new();
     if q.get("node_id").is_some() && q.get("data.id").is_some() {
-        return Err(ApiError::bad_request("Provide either node_id or data.id, not both"));
+        return Err(ApiError::bad_request(
+            "Provide either node_id or data.id, not both",
+        ));
     }
     if q.get("id").is_some() && q.get("ids").is_some() {
         return Err(ApiError::bad_request("Provide either id or ids, not both"));
@@ -40,7 +44,11 @@ fn parse_query(q: &QueryPairs) -> ApiResult<(EventQuery, bool)> {
         match key {
             "kind" | "state" | "result" | "op" | "name" | "group" | "owner" => {
                 if !raw.is_empty() {
-                    conditions.push(cond(EventField::Data(vec![key.into()]), Op::Eq, FV::Str(raw.into())));
+                    conditions.push(cond(
+                        EventField::Data(vec![key.into()]),
+                        Op::Eq,
+                        FV::Str(raw.into()),
+                    ));
                 }
             }
             "channel" => {
@@ -49,18 +57,32 @@ fn parse_query(q: &QueryPairs) -> ApiResult<(EventQuery, bool)> {
                 }
             }
             "path" => {
-                kernelci_model::NodeFilter::parse([("path__re", raw)]).map_err(|e| ApiError::bad_request(e.to_string()))?;
-                conditions.push(cond(EventField::Data(vec!["path".into()]), Op::Re, FV::Str(raw.into())));
+                kernelci_model::NodeFilter::parse([("path__re", raw)])
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                conditions.push(cond(
+                    EventField::Data(vec!["path".into()]),
+                    Op::Re,
+                    FV::Str(raw.into()),
+                ));
             }
             "node_id" | "data.id" => {
-                conditions.push(cond(EventField::Data(vec!["id".into()]), Op::Eq, FV::Str(raw.into())));
+                conditions.push(cond(
+                    EventField::Data(vec!["id".into()]),
+                    Op::Eq,
+                    FV::Str(raw.into()),
+                ));
             }
             "id" => {
-                let id = ObjectId::parse(raw).map_err(|_| ApiError::bad_request("Invalid id format"))?;
+                let id =
+                    ObjectId::parse(raw).map_err(|_| ApiError::bad_request("Invalid id format"))?;
                 conditions.push(cond(EventField::Id, Op::Eq, FV::Str(id.to_string())));
             }
             "ids" => {
-                let ids: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                let ids: Vec<&str> = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if ids.is_empty() {
                     return Err(ApiError::bad_request("ids must contain at least one id"));
                 }
@@ -84,9 +106,17 @@ fn parse_query(q: &QueryPairs) -> ApiResult<(EventQuery, bool)> {
         }
     }
     if recursive && limit.is_none_or(|l| l > MAX_RECURSIVE) {
-        return Err(ApiError::bad_request("Recursive limit is too large, max is 1000"));
+        return Err(ApiError::bad_request(
+            "Recursive limit is too large, max is 1000",
+        ));
     }
-    Ok((EventQuery { conditions, page: Page { limit, offset } }, recursive))
+    Ok((
+        EventQuery {
+            conditions,
+            page: Page { limit, offset },
+        },
+        recursive,
+    ))
 }
 
 /// Any other parameter is an exact match on the stored document path.
@@ -117,19 +147,29 @@ fn event_json(e: &StoredEvent) -> Value {
 }
 
 /// `GET /events`.
-pub(crate) async fn list(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let (q, recursive) = parse_query(&query)?;
     let events = state.store.query_events(&q).await?;
     let mut out = Vec::with_capacity(events.len());
     for e in &events {
         let mut v = event_json(e);
         if recursive {
-            let node_id = e.data.get("id").and_then(Value::as_str).and_then(|s| ObjectId::parse(s).ok());
+            let node_id = e
+                .data
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| ObjectId::parse(s).ok());
             if let Some(id) = node_id
                 && let Some(node) = state.store.get_node(&id).await?
                 && let Value::Object(m) = &mut v
             {
-                m.insert("node".into(), serde_json::to_value(node).map_err(|e| ApiError::Internal(e.to_string()))?);
+                m.insert(
+                    "node".into(),
+                    serde_json::to_value(node).map_err(|e| ApiError::Internal(e.to_string()))?,
+                );
             }
         }
         out.push(v);

@@ -14,12 +14,14 @@ use crate::error::{ApiError, ApiResult};
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
 async fn read_body(req: Request) -> ApiResult<axum::body::Bytes> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::Detail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body too large (limit {MAX_BODY_BYTES} bytes)"),
-        )
-    })
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::Detail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Request body too large (limit {MAX_BODY_BYTES} bytes)"),
+            )
+        })
 }
 
 /// A JSON request body as a value.
@@ -31,7 +33,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req).await?;
         if bytes.is_empty() {
-            return Err(ApiError::invalid_field(&["body"], "missing", "Field required", Value::Null));
+            return Err(ApiError::invalid_field(
+                &["body"],
+                "missing",
+                "Field required",
+                Value::Null,
+            ));
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
             ApiError::invalid_field(
@@ -50,7 +57,11 @@ pub struct FormBody(pub Vec<(String, String)>);
 impl FormBody {
     /// The last value of a field.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A required field, or the FastAPI 422.
@@ -66,7 +77,9 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req).await?;
-        Ok(FormBody(form_urlencoded::parse(&bytes).into_owned().collect()))
+        Ok(FormBody(
+            form_urlencoded::parse(&bytes).into_owned().collect(),
+        ))
     }
 }
 
@@ -76,7 +89,11 @@ pub struct QueryPairs(pub Vec<(String, String)>);
 impl QueryPairs {
     /// The last value of a key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Pairs except the given keys.
@@ -89,7 +106,9 @@ impl QueryPairs {
 
     /// An optional integer query parameter with a minimum (422 otherwise, as FastAPI).
     pub fn int(&self, key: &str, min: i64) -> ApiResult<Option<i64>> {
-        let Some(raw) = self.get(key) else { return Ok(None) };
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
         let n: i64 = raw.trim().parse().map_err(|_| {
             ApiError::invalid_field(
                 &["query", key],
@@ -111,7 +130,9 @@ impl QueryPairs {
 
     /// An optional boolean query parameter (`true/1/yes/on`, `false/0/no/off`; 422 otherwise).
     pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
-        let Some(raw) = self.get(key) else { return Ok(None) };
+        let Some(raw) = self.get(key) else {
+            return Ok(None);
+        };
         match raw.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" | "t" | "y" => Ok(Some(true)),
             "false" | "0" | "no" | "off" | "f" | "n" => Ok(Some(false)),
@@ -130,7 +151,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(QueryPairs(form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
+        Ok(QueryPairs(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ))
     }
 }
 
@@ -138,7 +161,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// An active user authenticated by a bearer token (401 otherwise).
@@ -147,9 +172,15 @@ pub struct CurrentUser(pub User);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        let id = state.keys.verify_access(token).map_err(|_| ApiError::unauthorized())?;
+        let id = state
+            .keys
+            .verify_access(token)
+            .map_err(|_| ApiError::unauthorized())?;
         match state.store.get_user(&id).await? {
             Some(user) if user.is_active => Ok(CurrentUser(user)),
             _ => Err(ApiError::unauthorized()),
@@ -163,7 +194,10 @@ pub struct VerifiedUser(pub User);
 impl FromRequestParts<AppState> for VerifiedUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
         if !user.is_verified {
             return Err(ApiError::forbidden());
@@ -178,7 +212,10 @@ pub struct AdminUser(pub User);
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
         if !user.is_superuser {
             return Err(ApiError::forbidden());

@@ -6,8 +6,8 @@
 
 pub mod auth;
 pub mod error;
-pub mod extract;
 mod events;
+pub mod extract;
 pub mod mail;
 mod misc;
 mod nodes;
@@ -98,7 +98,10 @@ pub struct AppState {
 pub async fn ensure_builtin_groups(store: &dyn Store) -> kernelci_store::Result<()> {
     let name = kernelci_model::user::EDIT_ANY_GROUP;
     if store.get_group_by_name(name).await?.is_none() {
-        let group = UserGroup { id: ObjectId::generate(), name: name.into() };
+        let group = UserGroup {
+            id: ObjectId::generate(),
+            name: name.into(),
+        };
         match store.insert_group(&group).await {
             Ok(()) | Err(kernelci_store::StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
@@ -112,7 +115,10 @@ fn routes() -> Router<AppState> {
         .route("/", get(misc::index))
         .route("/metrics", get(misc::metrics))
         .route("/node", post(nodes::create))
-        .route("/node/{id}", get(nodes::get_one).put(nodes::replace).patch(nodes::patch))
+        .route(
+            "/node/{id}",
+            get(nodes::get_one).put(nodes::replace).patch(nodes::patch),
+        )
         .route("/nodes", get(nodes::list))
         .route("/nodes/fast", get(nodes::list_fast))
         .route("/nodes/{id}", put(nodes::put_hierarchy))
@@ -126,24 +132,35 @@ fn routes() -> Router<AppState> {
         .route("/push/{list}", post(pubsub::push))
         .route("/pop/{list}", get(pubsub::pop))
         .route("/stats/subscriptions", get(pubsub::stats))
-        .route("/kv/{namespace}/{key}", get(misc::kv_get).post(misc::kv_set).delete(misc::kv_delete))
+        .route(
+            "/kv/{namespace}/{key}",
+            get(misc::kv_get).post(misc::kv_set).delete(misc::kv_delete),
+        )
         .merge(users::routes())
 }
 
 /// The Maestro router under `/latest` and `/v0` (and unprefixed when `unprefixed`), with the
 /// version check, trailing-slash redirects and `{"detail":"Not Found"}` for unknown paths.
 pub fn router(state: AppState, unprefixed: bool) -> Router {
-    let mut app = Router::new().nest("/latest", routes()).nest("/v0", routes());
+    let mut app = Router::new()
+        .nest("/latest", routes())
+        .nest("/v0", routes());
     if unprefixed {
         app = app.merge(routes());
     }
     app.fallback(fallback)
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    state.metrics.http_requests_total.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .http_requests_total
+        .fetch_add(1, Ordering::Relaxed);
     next.run(req).await
 }
 
@@ -152,7 +169,10 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 async fn fallback(uri: Uri) -> Response {
     let path = uri.path();
     if let Some(rest) = path.strip_prefix("/v") {
-        let version: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let version: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
         let after = &rest[version.len()..];
         if !version.is_empty() && (after.is_empty() || after.starts_with('/')) && version != "0" {
             return (
@@ -185,7 +205,10 @@ pub async fn housekeeping(state: AppState) {
         let stale = now - chrono::TimeDelta::minutes(15);
         match state.store.drop_stale_subscriptions(stale).await {
             Ok(n) => {
-                state.metrics.subscriptions_cleaned.fetch_add(n, Ordering::Relaxed);
+                state
+                    .metrics
+                    .subscriptions_cleaned
+                    .fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!("subscription cleanup failed: {e}"),
         }

@@ -38,11 +38,18 @@ impl FileMailer {
 #[async_trait]
 impl Mailer for FileMailer {
     async fn send(&self, mail: &Mail) -> Result<(), String> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| e.to_string())?;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| e.to_string())?;
         let name = format!("{}.eml", kernelci_model::ObjectId::generate());
         let path = self.dir.join(name);
-        let text = format!("To: {}\nSubject: {}\n\n{}\n", mail.to, mail.subject, mail.body);
-        tokio::fs::write(&path, text).await.map_err(|e| e.to_string())?;
+        let text = format!(
+            "To: {}\nSubject: {}\n\n{}\n",
+            mail.to, mail.subject, mail.body
+        );
+        tokio::fs::write(&path, text)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!("mail to {} written to {}", mail.to, path.display());
         Ok(())
     }

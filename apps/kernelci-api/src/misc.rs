@@ -39,7 +39,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         }
     }
     if let Ok(seq) = state.store.last_event_seq().await {
-        out.push_str(&format!("events_last_sequence_id{{instance=\"api\"}} {seq}\n"));
+        out.push_str(&format!(
+            "events_last_sequence_id{{instance=\"api\"}} {seq}\n"
+        ));
     }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out)
 }
@@ -65,7 +67,12 @@ pub(crate) async fn kv_set(
         None
     } else {
         Some(serde_json::from_slice::<Value>(&body).map_err(|e| {
-            ApiError::invalid_field(&["body"], "json_invalid", &format!("JSON decode error: {e}"), Value::Null)
+            ApiError::invalid_field(
+                &["body"],
+                "json_invalid",
+                &format!("JSON decode error: {e}"),
+                Value::Null,
+            )
         })?)
     };
     match value {
@@ -91,5 +98,7 @@ pub(crate) async fn kv_delete(
     Path((namespace, key)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
     state.store.kv_delete(&namespace, &key).await?;
-    Ok(axum::Json(Value::from("Key-value pair deleted successfully")))
+    Ok(axum::Json(Value::from(
+        "Key-value pair deleted successfully",
+    )))
 }

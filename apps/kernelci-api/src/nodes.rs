@@ -55,7 +55,9 @@ fn filter_from(query: &QueryPairs, skip: &[&str]) -> ApiResult<NodeFilter> {
 async fn check_groups_exist(state: &AppState, names: &[String]) -> ApiResult<()> {
     for name in names {
         if state.store.get_group_by_name(name).await?.is_none() {
-            return Err(ApiError::bad_request(format!("User group does not exist with name: {name}")));
+            return Err(ApiError::bad_request(format!(
+                "User group does not exist with name: {name}"
+            )));
         }
     }
     Ok(())
@@ -78,7 +80,10 @@ async fn stored_node_for_edit(state: &AppState, raw_id: &str, user: &User) -> Ap
 }
 
 /// `GET /node/{id}`: the node, or `null` when there is none.
-pub(crate) async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub(crate) async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     match state.store.get_node(&id).await? {
         Some(n) => Ok(Json(node_json(&n)?)),
@@ -87,19 +92,32 @@ pub(crate) async fn get_one(State(state): State<AppState>, Path(id): Path<String
 }
 
 /// `GET /nodes`: a page `{items, total, limit, offset}`, oldest first.
-pub(crate) async fn list(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let limit = query.int("limit", 1)?.unwrap_or(DEFAULT_LIMIT);
     let offset = query.int("offset", 0)?.unwrap_or(0);
     let filter = filter_from(&query, &["limit", "offset"])?;
-    let page = Page { limit: Some(limit), offset };
-    let (items, total) =
-        tokio::try_join!(state.store.find_nodes(&filter, page), state.store.count_nodes(&filter))?;
+    let page = Page {
+        limit: Some(limit),
+        offset,
+    };
+    let (items, total) = tokio::try_join!(
+        state.store.find_nodes(&filter, page),
+        state.store.count_nodes(&filter)
+    )?;
     let items: Vec<Value> = items.iter().map(node_json).collect::<ApiResult<_>>()?;
-    Ok(Json(json!({"items": items, "total": total, "limit": limit, "offset": offset})))
+    Ok(Json(
+        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
+    ))
 }
 
 /// `GET /nodes/fast`: a bare array; unbounded without `limit`; 504 after the configured time.
-pub(crate) async fn list_fast(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<Value>> {
+pub(crate) async fn list_fast(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> ApiResult<Json<Value>> {
     let limit = query.int("limit", 1)?;
     let offset = query.int("offset", 0)?.unwrap_or(0);
     let filter = filter_from(&query, &["limit", "offset"])?;
@@ -107,14 +125,22 @@ pub(crate) async fn list_fast(State(state): State<AppState>, query: QueryPairs) 
     let nodes = tokio::time::timeout(state.config.fast_query_timeout, find)
         .await
         .map_err(|_| {
-            ApiError::Detail(axum::http::StatusCode::GATEWAY_TIMEOUT, "Timeout while fetching nodes: ".into())
+            ApiError::Detail(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                "Timeout while fetching nodes: ".into(),
+            )
         })??;
-    Ok(Json(Value::Array(nodes.iter().map(node_json).collect::<ApiResult<_>>()?)))
+    Ok(Json(Value::Array(
+        nodes.iter().map(node_json).collect::<ApiResult<_>>()?,
+    )))
 }
 
 /// `GET /count`: a bare integer. `limit`/`offset` are ignored (upstream turns them into
 /// filters that match nothing).
-pub(crate) async fn count(State(state): State<AppState>, query: QueryPairs) -> ApiResult<Json<i64>> {
+pub(crate) async fn count(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> ApiResult<Json<i64>> {
     let filter = filter_from(&query, &["limit", "offset"])?;
     Ok(Json(state.store.count_nodes(&filter).await?))
 }
@@ -130,7 +156,9 @@ pub(crate) async fn create(
     if let Some(parent) = node.parent
         && state.store.get_node(&parent).await?.is_none()
     {
-        return Err(ApiError::not_found(format!("Parent not found with id: {parent}")));
+        return Err(ApiError::not_found(format!(
+            "Parent not found with id: {parent}"
+        )));
     }
     check_groups_exist(&state, &node.user_groups).await?;
     let event = node_event(&state, &node, NodeOp::Created, false, None);
@@ -138,15 +166,33 @@ pub(crate) async fn create(
     Ok(Json(node_json(&node)?))
 }
 
-async fn save_update(state: &AppState, stored: &Node, node: &Node, query: &QueryPairs) -> ApiResult<Json<Value>> {
+async fn save_update(
+    state: &AppState,
+    stored: &Node,
+    node: &Node,
+    query: &QueryPairs,
+) -> ApiResult<Json<Value>> {
     let noevent = query.bool("noevent")?.unwrap_or(false);
-    let previous = Previous { state: stored.state, result: stored.result };
+    let previous = Previous {
+        state: stored.state,
+        result: stored.result,
+    };
     let event = (!noevent).then(|| node_event(state, node, NodeOp::Updated, false, Some(previous)));
-    state.store.update_node(node, event.as_ref()).await.map_err(|e| match e {
-        kernelci_store::StoreError::NotFound => ApiError::not_found(format!("Node not found with id: {}", node.id)),
-        e => e.into(),
-    })?;
-    let reread = state.store.get_node(&node.id).await?.unwrap_or_else(|| node.clone());
+    state
+        .store
+        .update_node(node, event.as_ref())
+        .await
+        .map_err(|e| match e {
+            kernelci_store::StoreError::NotFound => {
+                ApiError::not_found(format!("Node not found with id: {}", node.id))
+            }
+            e => e.into(),
+        })?;
+    let reread = state
+        .store
+        .get_node(&node.id)
+        .await?
+        .unwrap_or_else(|| node.clone());
     Ok(Json(node_json(&reread)?))
 }
 
@@ -185,10 +231,20 @@ struct Flattened {
 
 fn hierarchy_parts(v: &Value, loc: &str) -> ApiResult<(Value, Vec<Value>)> {
     let obj = v.as_object().ok_or_else(|| {
-        ApiError::invalid_field(&["body", loc], "dict_type", "Input should be a valid dictionary", v.clone())
+        ApiError::invalid_field(
+            &["body", loc],
+            "dict_type",
+            "Input should be a valid dictionary",
+            v.clone(),
+        )
     })?;
     let node = obj.get("node").cloned().ok_or_else(|| {
-        ApiError::invalid_field(&["body", loc, "node"], "missing", "Field required", v.clone())
+        ApiError::invalid_field(
+            &["body", loc, "node"],
+            "missing",
+            "Field required",
+            v.clone(),
+        )
     })?;
     let children = match obj.get("child_nodes") {
         Some(Value::Array(items)) => items.clone(),
@@ -201,7 +257,12 @@ fn hierarchy_parts(v: &Value, loc: &str) -> ApiResult<(Value, Vec<Value>)> {
             ));
         }
         None => {
-            return Err(ApiError::invalid_field(&["body", loc, "child_nodes"], "missing", "Field required", v.clone()));
+            return Err(ApiError::invalid_field(
+                &["body", loc, "child_nodes"],
+                "missing",
+                "Field required",
+                v.clone(),
+            ));
         }
     };
     Ok((node, children))
@@ -217,9 +278,12 @@ fn flatten(
     depth: usize,
 ) -> ApiResult<()> {
     if depth > 64 {
-        return Err(ApiError::bad_request("Hierarchy is too deep (more than 64 levels)"));
+        return Err(ApiError::bad_request(
+            "Hierarchy is too deep (more than 64 levels)",
+        ));
     }
-    let (node_body, children) = hierarchy_parts(level, if depth == 0 { "node" } else { "child_nodes" })?;
+    let (node_body, children) =
+        hierarchy_parts(level, if depth == 0 { "node" } else { "child_nodes" })?;
     let now = time::now();
     let input = NodeInput::from_json(&node_body, now)?;
     let kind = input.require_kind()?;
@@ -234,7 +298,11 @@ fn flatten(
         name: input.name,
         path: input.path,
         group: input.group,
-        parent: if depth == 0 { input.parent.or(root.parent) } else { parent.or(input.parent) },
+        parent: if depth == 0 {
+            input.parent.or(root.parent)
+        } else {
+            parent.or(input.parent)
+        },
         state: input.state,
         result: input.result,
         artifacts: input.artifacts,
@@ -256,7 +324,11 @@ fn flatten(
     kernelci_model::data::validate_node_data(&node)?;
     let id = node.id;
     out.nodes.push(node.clone());
-    out.writes.push(if existing_id.is_some() { NodeWrite::Replace(node) } else { NodeWrite::Insert(node) });
+    out.writes.push(if existing_id.is_some() {
+        NodeWrite::Replace(node)
+    } else {
+        NodeWrite::Insert(node)
+    });
     for child in &children {
         flatten(child, Some(id), root, user, out, depth + 1)?;
     }
@@ -272,16 +344,38 @@ pub(crate) async fn put_hierarchy(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let root = stored_node_for_edit(&state, &id, &user).await?;
-    let mut flat = Flattened { writes: Vec::new(), nodes: Vec::new() };
+    let mut flat = Flattened {
+        writes: Vec::new(),
+        nodes: Vec::new(),
+    };
     flatten(&body, None, &root, &user, &mut flat, 0)?;
-    let previous = Previous { state: root.state, result: root.result };
-    let event = node_event(&state, &flat.nodes[0], NodeOp::Updated, true, Some(previous));
-    state.store.write_nodes(&flat.writes, Some(&event)).await.map_err(|e| match e {
-        kernelci_store::StoreError::NotFound => ApiError::not_found("Node not found with id given in the hierarchy"),
-        kernelci_store::StoreError::Conflict(_) => ApiError::bad_request("A node id in the hierarchy is used twice"),
-        e => e.into(),
-    })?;
-    Ok(Json(Value::Array(flat.nodes.iter().map(node_json).collect::<ApiResult<_>>()?)))
+    let previous = Previous {
+        state: root.state,
+        result: root.result,
+    };
+    let event = node_event(
+        &state,
+        &flat.nodes[0],
+        NodeOp::Updated,
+        true,
+        Some(previous),
+    );
+    state
+        .store
+        .write_nodes(&flat.writes, Some(&event))
+        .await
+        .map_err(|e| match e {
+            kernelci_store::StoreError::NotFound => {
+                ApiError::not_found("Node not found with id given in the hierarchy")
+            }
+            kernelci_store::StoreError::Conflict(_) => {
+                ApiError::bad_request("A node id in the hierarchy is used twice")
+            }
+            e => e.into(),
+        })?;
+    Ok(Json(Value::Array(
+        flat.nodes.iter().map(node_json).collect::<ApiResult<_>>()?,
+    )))
 }
 
 /// `PUT /batch/nodeset`: set `processed_by_kcidb_bridge` on many nodes (no events); nodes the
@@ -291,24 +385,46 @@ pub(crate) async fn batch_nodeset(
     CurrentUser(user): CurrentUser,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<i64>> {
-    let field_err = |k: &str, kind: &str, msg: &str| ApiError::invalid_field(&["body", k], kind, msg, body.clone());
+    let field_err = |k: &str, kind: &str, msg: &str| {
+        ApiError::invalid_field(&["body", k], kind, msg, body.clone())
+    };
     let ids = match body.get("nodes") {
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| field_err("nodes", "string_type", "Input should be a valid string")))
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    field_err("nodes", "string_type", "Input should be a valid string")
+                })
+            })
             .collect::<ApiResult<Vec<String>>>()?,
-        Some(_) => return Err(field_err("nodes", "list_type", "Input should be a valid list")),
+        Some(_) => {
+            return Err(field_err(
+                "nodes",
+                "list_type",
+                "Input should be a valid list",
+            ));
+        }
         None => return Err(field_err("nodes", "missing", "Field required")),
     };
-    let field = body.get("field").and_then(Value::as_str).ok_or_else(|| field_err("field", "missing", "Field required"))?;
-    let value = body.get("value").and_then(Value::as_str).ok_or_else(|| field_err("value", "missing", "Field required"))?;
+    let field = body
+        .get("field")
+        .and_then(Value::as_str)
+        .ok_or_else(|| field_err("field", "missing", "Field required"))?;
+    let value = body
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| field_err("value", "missing", "Field required"))?;
     if field != "processed_by_kcidb_bridge" {
         return Err(ApiError::bad_request("Field not supported"));
     }
     let flag = match value {
         "true" | "True" => true,
         "false" | "False" => false,
-        other => return Err(ApiError::bad_request(format!("Invalid value for processed_by_kcidb_bridge: '{other}', use 'true' or 'false'"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid value for processed_by_kcidb_bridge: '{other}', use 'true' or 'false'"
+            )));
+        }
     };
     let mut updated = 0;
     for raw in ids {

@@ -33,12 +33,17 @@ fn parse_sub_id(raw: &str) -> ApiResult<i64> {
     })
 }
 
-async fn owned_subscription(state: &AppState, id: i64, username: &str, action: &str) -> ApiResult<Subscription> {
-    let sub = state
-        .store
-        .get_subscription(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("Subscription id not found: 'Subscription {id} not found'")))?;
+async fn owned_subscription(
+    state: &AppState,
+    id: i64,
+    username: &str,
+    action: &str,
+) -> ApiResult<Subscription> {
+    let sub = state.store.get_subscription(id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Subscription id not found: 'Subscription {id} not found'"
+        ))
+    })?;
     if sub.username != username {
         return Err(ApiError::Detail(
             axum::http::StatusCode::FORBIDDEN,
@@ -59,20 +64,28 @@ pub(crate) async fn subscribe(
         channel,
         username: user.username.clone(),
         promiscuous: query.bool("promisc")?.unwrap_or(false),
-        subscriber_id: query.get("subscriber_id").filter(|s| !s.is_empty()).map(str::to_string),
+        subscriber_id: query
+            .get("subscriber_id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         now: time::now(),
     };
     let sub = state.store.subscribe(&req).await.map_err(|e| match e {
-        StoreError::SubscriberOwned { id } => {
-            ApiError::Detail(axum::http::StatusCode::CONFLICT, format!("Subscriber id {id} is owned by another user"))
-        }
+        StoreError::SubscriberOwned { id } => ApiError::Detail(
+            axum::http::StatusCode::CONFLICT,
+            format!("Subscriber id {id} is owned by another user"),
+        ),
         e => e.into(),
     })?;
-    Ok(Json(json!({"id": sub.id, "channel": sub.channel, "user": sub.username, "promiscuous": sub.promiscuous})))
+    Ok(Json(
+        json!({"id": sub.id, "channel": sub.channel, "user": sub.username, "promiscuous": sub.promiscuous}),
+    ))
 }
 
 fn message(channel: &str, envelope: &Value) -> Json<Value> {
-    Json(json!({"type": "message", "pattern": null, "channel": channel, "data": python_json(envelope)}))
+    Json(
+        json!({"type": "message", "pattern": null, "channel": channel, "data": python_json(envelope)}),
+    )
 }
 
 fn beep(state: &AppState) -> Value {
@@ -105,8 +118,15 @@ pub(crate) async fn listen(
     loop {
         wake.borrow_and_update();
         if let Some(ev) = state.store.next_event(&sub.channel, cursor, owner).await? {
-            let (new_cursor, pending) = if durable { (cursor, Some(ev.seq)) } else { (ev.seq, None) };
-            state.store.advance_subscription(id, new_cursor, pending, time::now()).await?;
+            let (new_cursor, pending) = if durable {
+                (cursor, Some(ev.seq))
+            } else {
+                (ev.seq, None)
+            };
+            state
+                .store
+                .advance_subscription(id, new_cursor, pending, time::now())
+                .await?;
             let mut envelope = ev.envelope.clone();
             envelope.insert("_sequence_id".into(), ev.seq.into());
             return Ok(message(&sub.channel, &Value::Object(envelope)));
@@ -117,7 +137,10 @@ pub(crate) async fn listen(
         }
         let _ = tokio::time::timeout(left.min(RECHECK), wake.changed()).await;
     }
-    state.store.advance_subscription(id, cursor, None, time::now()).await?;
+    state
+        .store
+        .advance_subscription(id, cursor, None, time::now())
+        .await?;
     Ok(message(&sub.channel, &beep(&state)))
 }
 
@@ -148,7 +171,12 @@ fn opt_string(body: &Value, key: &str) -> ApiResult<Option<String>> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(ApiError::invalid_field(&["body", key], "string_type", "Input should be a valid string", v.clone())),
+        Some(v) => Err(ApiError::invalid_field(
+            &["body", key],
+            "string_type",
+            "Input should be a valid string",
+            v.clone(),
+        )),
     }
 }
 
@@ -160,7 +188,12 @@ pub(crate) async fn publish(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     if !body.is_object() {
-        return Err(ApiError::invalid_field(&["body"], "dict_type", "Input should be a valid dictionary", body));
+        return Err(ApiError::invalid_field(
+            &["body"],
+            "dict_type",
+            "Input should be a valid dictionary",
+            body,
+        ));
     }
     let data = body.get("data").cloned();
     if data.as_ref().is_some_and(is_falsy) {
@@ -183,7 +216,12 @@ pub(crate) async fn publish(
             }
         }
         Some(v) => {
-            return Err(ApiError::invalid_field(&["body", "attributes"], "dict_type", "Input should be a valid dictionary", v.clone()));
+            return Err(ApiError::invalid_field(
+                &["body", "attributes"],
+                "dict_type",
+                "Input should be a valid dictionary",
+                v.clone(),
+            ));
         }
     }
     let event = EventDraft {
@@ -191,7 +229,8 @@ pub(crate) async fn publish(
         owner: Some(user.username.clone()),
         cloud_event: CloudEvent {
             id: uuid4(),
-            source: opt_string(&body, "source")?.unwrap_or_else(|| state.config.event_source.clone()),
+            source: opt_string(&body, "source")?
+                .unwrap_or_else(|| state.config.event_source.clone()),
             event_type: opt_string(&body, "type")?.unwrap_or_else(|| DEFAULT_EVENT_TYPE.into()),
             time: time::now(),
             data: data.unwrap_or(Value::Null),
@@ -212,12 +251,26 @@ pub(crate) async fn push(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let Value::Object(mut fields) = body else {
-        return Err(ApiError::invalid_field(&["body"], "dict_type", "Input should be a valid dictionary", body));
+        return Err(ApiError::invalid_field(
+            &["body"],
+            "dict_type",
+            "Input should be a valid dictionary",
+            body,
+        ));
     };
     let Some(data) = fields.remove("data") else {
-        return Err(ApiError::invalid_field(&["body", "data"], "missing", "Field required", Value::Object(fields)));
+        return Err(ApiError::invalid_field(
+            &["body", "data"],
+            "missing",
+            "Field required",
+            Value::Object(fields),
+        ));
     };
-    let take = |fields: &mut Map<String, Value>, k: &str| fields.remove(k).and_then(|v| v.as_str().map(str::to_string));
+    let take = |fields: &mut Map<String, Value>, k: &str| {
+        fields
+            .remove(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+    };
     let event = CloudEvent {
         id: uuid4(),
         source: take(&mut fields, "source").unwrap_or_else(|| state.config.event_source.clone()),
@@ -227,7 +280,10 @@ pub(crate) async fn push(
         attributes: fields,
         sequence_id: None,
     };
-    state.store.push(&list, &event.to_value().to_string()).await?;
+    state
+        .store
+        .push(&list, &event.to_value().to_string())
+        .await?;
     Ok(Json(Value::Null))
 }
 
@@ -241,7 +297,8 @@ pub(crate) async fn pop(
     loop {
         wake.borrow_and_update();
         if let Some(payload) = state.store.pop(&list).await? {
-            let v = serde_json::from_str(&payload).map_err(|e| ApiError::Internal(format!("list item: {e}")))?;
+            let v = serde_json::from_str(&payload)
+                .map_err(|e| ApiError::Internal(format!("list item: {e}")))?;
             return Ok(Json(v));
         }
         let _ = tokio::time::timeout(RECHECK, wake.changed()).await;
@@ -249,7 +306,10 @@ pub(crate) async fn pop(
 }
 
 /// `GET /stats/subscriptions` (admin).
-pub(crate) async fn stats(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<Value>> {
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> ApiResult<Json<Value>> {
     let subs = state.store.list_subscriptions().await?;
     let items: Vec<Value> = subs
         .iter()

@@ -11,8 +11,8 @@
 //! look again: in-process after each commit, and across processes through PostgreSQL
 //! `LISTEN/NOTIFY` (only a wake-up; the table stays the source of truth).
 
-mod sqlstore;
 pub mod sql;
+mod sqlstore;
 mod types;
 mod wake;
 
@@ -87,7 +87,12 @@ pub trait Store: Send + Sync + 'static {
     /// Store a published event (not tied to a node change).
     async fn publish(&self, event: &EventDraft) -> Result<StoredEvent>;
     /// The first event on `channel` after `after`, visible to `owner` (None = promiscuous).
-    async fn next_event(&self, channel: &str, after: i64, owner: Option<&str>) -> Result<Option<StoredEvent>>;
+    async fn next_event(
+        &self,
+        channel: &str,
+        after: i64,
+        owner: Option<&str>,
+    ) -> Result<Option<StoredEvent>>;
     /// The highest sequence id so far (0 when empty).
     async fn last_event_seq(&self) -> Result<i64>;
     /// Event history query (`GET /events`).
@@ -101,7 +106,13 @@ pub trait Store: Send + Sync + 'static {
     /// One subscription.
     async fn get_subscription(&self, id: i64) -> Result<Option<Subscription>>;
     /// Move the cursor forward (never back), set or clear the pending delivery, touch `last_poll`.
-    async fn advance_subscription(&self, id: i64, cursor: i64, pending: Option<i64>, now: Timestamp) -> Result<()>;
+    async fn advance_subscription(
+        &self,
+        id: i64,
+        cursor: i64,
+        pending: Option<i64>,
+        now: Timestamp,
+    ) -> Result<()>;
     /// Drop a subscription (true if it existed).
     async fn unsubscribe(&self, id: i64) -> Result<bool>;
     /// All subscriptions.

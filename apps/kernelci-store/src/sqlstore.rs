@@ -47,7 +47,10 @@ impl Drop for PgStore {
 }
 
 fn open_error(url: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Open { url: redact(url), reason: e.to_string() }
+    StoreError::Open {
+        url: redact(url),
+        reason: e.to_string(),
+    }
 }
 
 impl SqliteStore {
@@ -65,7 +68,10 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| open_error(url, e))?;
-        let store = SqliteStore { pool, wake: Wakeup::default() };
+        let store = SqliteStore {
+            pool,
+            wake: Wakeup::default(),
+        };
         store.migrate().await.map_err(|e| open_error(url, e))?;
         Ok(store)
     }
@@ -82,7 +88,11 @@ impl PgStore {
             .map_err(|e| open_error(url, e))?;
         let wake = Wakeup::default();
         let task = tokio::spawn(listen_forever(pool.clone(), wake.clone()));
-        let store = PgStore { pool, wake, listener: task.abort_handle() };
+        let store = PgStore {
+            pool,
+            wake,
+            listener: task.abort_handle(),
+        };
         store.migrate().await.map_err(|e| open_error(url, e))?;
         Ok(store)
     }
@@ -175,7 +185,8 @@ fn parse_id(s: &str) -> Result<ObjectId> {
 }
 
 fn user_args(u: &User) -> Result<Vec<Arg>> {
-    let groups = serde_json::to_string(&u.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let groups =
+        serde_json::to_string(&u.groups).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(vec![
         Arg::Str(u.id.to_string()),
         Arg::Str(u.username.clone()),

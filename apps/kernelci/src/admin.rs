@@ -52,12 +52,26 @@ pub enum UserCommand {
 pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
     let store = opts.open().await?;
     match cmd {
-        AdminCommand::User { command: UserCommand::Add { name, email, admin, password, json } } => {
+        AdminCommand::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    email,
+                    admin,
+                    password,
+                    json,
+                },
+        } => {
             let user = create_user(&*store, &name, &email, admin, password.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string(&user.read())?);
             } else {
-                println!("created user {} ({}){}", user.username, user.id, if admin { " as admin" } else { "" });
+                println!(
+                    "created user {} ({}){}",
+                    user.username,
+                    user.id,
+                    if admin { " as admin" } else { "" }
+                );
             }
             Ok(())
         }
@@ -73,14 +87,22 @@ pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
 }
 
 /// Create a verified user with an argon2id password hash.
-pub async fn create_user(store: &dyn Store, name: &str, email: &str, admin: bool, password: Option<&str>) -> Result<User> {
+pub async fn create_user(
+    store: &dyn Store,
+    name: &str,
+    email: &str,
+    admin: bool,
+    password: Option<&str>,
+) -> Result<User> {
     if name.trim().is_empty() {
         bail!("the username must not be empty");
     }
     if email.split('@').count() != 2 || email.starts_with('@') || email.ends_with('@') {
         bail!("{email:?} is not an e-mail address");
     }
-    let password = password.map(str::to_string).unwrap_or_else(kernelci_api::auth::random_password);
+    let password = password
+        .map(str::to_string)
+        .unwrap_or_else(kernelci_api::auth::random_password);
     let hashed = tokio::task::spawn_blocking(move || kernelci_api::auth::hash_password(&password))
         .await
         .context("hashing the password")?

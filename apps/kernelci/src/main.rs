@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::options::StoreOptions;
 
 #[derive(Parser)]
-#[command(name = "kernelci", version, about = "Self-hosted KernelCI: Maestro API, pipeline, KCIDB and more in one binary")]
+#[command(
+    name = "kernelci",
+    version,
+    about = "Self-hosted KernelCI: Maestro API, pipeline, KCIDB and more in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,10 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -12,16 +12,31 @@ use kernelci_store::Store;
 #[derive(Args, Clone, Debug)]
 pub struct StoreOptions {
     /// Data directory (SQLite database, admin token, outgoing mail).
-    #[arg(long, env = "KERNELCI_DATA_DIR", default_value = "./kernelci-data", global = true)]
+    #[arg(
+        long,
+        env = "KERNELCI_DATA_DIR",
+        default_value = "./kernelci-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Use this database instead of SQLite in the data directory (postgres://user@host/db).
     #[arg(long, env = "KERNELCI_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// JWT signing secret (default: generated once and kept in the database).
-    #[arg(long, env = "KERNELCI_SECRET_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "KERNELCI_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub secret_key: Option<String>,
     /// A second secret accepted when verifying tokens (upstream's UNIFIED_SECRET).
-    #[arg(long, env = "KERNELCI_UNIFIED_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "KERNELCI_UNIFIED_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub unified_secret: Option<String>,
 }
 
@@ -38,7 +53,9 @@ impl StoreOptions {
     pub async fn open(&self) -> Result<Arc<dyn Store>> {
         ensure_dir(&self.data_dir)?;
         let url = self.url();
-        kernelci_store::open(&url).await.map_err(anyhow::Error::from)
+        kernelci_store::open(&url)
+            .await
+            .map_err(anyhow::Error::from)
     }
 
     /// The token keys: the configured secret, or the one kept in the database.
@@ -47,7 +64,10 @@ impl StoreOptions {
             Some(s) => s.to_string(),
             None => {
                 let candidate = kernelci_api::auth::random_password();
-                store.meta_init("secret_key", &candidate).await.context("reading the signing secret")?
+                store
+                    .meta_init("secret_key", &candidate)
+                    .await
+                    .context("reading the signing secret")?
             }
         };
         Ok(JwtKeys::new(&secret, self.unified_secret.as_deref()))

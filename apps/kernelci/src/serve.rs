@@ -42,10 +42,12 @@ pub enum Roles {
 /// Start serving.
 pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
     let started = Instant::now();
-    let addr: SocketAddr = args
-        .listen
-        .parse()
-        .with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8001", args.listen))?;
+    let addr: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen {:?} is not an address like 127.0.0.1:8001",
+            args.listen
+        )
+    })?;
     if args.keep_alive == 0 || args.keep_alive > 55 {
         anyhow::bail!("--keep-alive must be between 1 and 55 seconds (clients time out at 60 s)");
     }
@@ -69,7 +71,9 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
     let app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("cannot listen on {addr}: the port is already in use (pick another with --listen)")
+            anyhow::anyhow!(
+                "cannot listen on {addr}: the port is already in use (pick another with --listen)"
+            )
         } else {
             anyhow::anyhow!("cannot listen on {addr}: {e}")
         }
@@ -84,7 +88,10 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
         store.backend(),
         started.elapsed().as_millis()
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("server error")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
     housekeeping.abort();
     eprintln!("{what}: stopped");
     Ok(())
@@ -93,13 +100,20 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
 /// On first start (no administrator yet), create `admin` and write its token to
 /// `DATA_DIR/admin.token` (mode 0600). Honours upstream's `KCI_INITIAL_ADMIN_USERNAME`,
 /// `KCI_INITIAL_ADMIN_EMAIL` and `KCI_INITIAL_PASSWORD`.
-async fn bootstrap_admin(store: &dyn Store, keys: &kernelci_api::JwtKeys, data_dir: &Path) -> Result<()> {
+async fn bootstrap_admin(
+    store: &dyn Store,
+    keys: &kernelci_api::JwtKeys,
+    data_dir: &Path,
+) -> Result<()> {
     if admin::has_admin(store).await? {
         return Ok(());
     }
     let name = std::env::var("KCI_INITIAL_ADMIN_USERNAME").unwrap_or_else(|_| "admin".into());
-    let email = std::env::var("KCI_INITIAL_ADMIN_EMAIL").unwrap_or_else(|_| format!("{name}@kernelci.org"));
-    let password = std::env::var("KCI_INITIAL_PASSWORD").ok().filter(|p| !p.is_empty());
+    let email =
+        std::env::var("KCI_INITIAL_ADMIN_EMAIL").unwrap_or_else(|_| format!("{name}@kernelci.org"));
+    let password = std::env::var("KCI_INITIAL_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     let user = match admin::create_user(store, &name, &email, true, password.as_deref()).await {
         Ok(u) => u,
         // Another process bootstrapped at the same time: fine if an admin exists now.
@@ -109,7 +123,10 @@ async fn bootstrap_admin(store: &dyn Store, keys: &kernelci_api::JwtKeys, data_d
     let token = keys.issue_access(&user.id, None);
     let path = data_dir.join("admin.token");
     write_private(&path, &format!("{token}\n"))?;
-    eprintln!("created administrator {name:?}; its API token is in {} (mode 0600)", path.display());
+    eprintln!(
+        "created administrator {name:?}; its API token is in {} (mode 0600)",
+        path.display()
+    );
     Ok(())
 }
 
@@ -121,8 +138,11 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -10,7 +10,12 @@ use kernelci_tests::{TestDb, in_ci, pg_base_url};
 use serde_json::{Value, json};
 
 async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
-    let resp = client.get(url).bearer_auth(token).send().await.expect("request");
+    let resp = client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -20,11 +25,18 @@ async fn up_bootstraps_an_admin_whose_token_works() {
     let dir = tempfile::tempdir().expect("tmp");
     let server = start("up", dir.path(), &[], &[]);
     let token_path = dir.path().join("admin.token");
-    let token = std::fs::read_to_string(&token_path).expect("admin.token written").trim().to_string();
+    let token = std::fs::read_to_string(&token_path)
+        .expect("admin.token written")
+        .trim()
+        .to_string();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&token_path).expect("meta").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&token_path)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "admin.token must be private");
     }
     let client = reqwest::Client::new();
@@ -47,12 +59,37 @@ async fn up_bootstraps_an_admin_whose_token_works() {
 async fn admin_commands_create_users_and_tokens() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().to_str().expect("utf8 path");
-    let (code, out, err) = run(&["admin", "user", "add", "lab-bot", "--email", "bot@lab.example", "--json", "--data-dir", d], &[]);
+    let (code, out, err) = run(
+        &[
+            "admin",
+            "user",
+            "add",
+            "lab-bot",
+            "--email",
+            "bot@lab.example",
+            "--json",
+            "--data-dir",
+            d,
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "stderr: {err}");
     let user: Value = serde_json::from_str(&out).expect("json output");
     assert_eq!(user["username"], "lab-bot");
     assert_eq!(user["is_superuser"], false);
-    let (code, _, err) = run(&["admin", "user", "add", "lab-bot", "--email", "x@lab.example", "--data-dir", d], &[]);
+    let (code, _, err) = run(
+        &[
+            "admin",
+            "user",
+            "add",
+            "lab-bot",
+            "--email",
+            "x@lab.example",
+            "--data-dir",
+            d,
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("already exists"), "{err}");
     let (code, _, err) = run(&["admin", "token", "nobody", "--data-dir", d], &[]);
@@ -65,8 +102,18 @@ async fn admin_commands_create_users_and_tokens() {
     let server = start("api", dir.path(), &[], &[]);
     let client = reqwest::Client::new();
     let body = json!({"kind": "checkout", "name": "checkout", "path": ["checkout"]});
-    let resp = client.post(format!("{}/node", server.base)).bearer_auth(&token).json(&body).send().await.expect("post");
-    assert_eq!(resp.status().as_u16(), 200, "the role alone serves unprefixed paths");
+    let resp = client
+        .post(format!("{}/node", server.base))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "the role alone serves unprefixed paths"
+    );
     let node: Value = resp.json().await.expect("json");
     assert_eq!(node["owner"], "lab-bot");
 }
@@ -79,9 +126,21 @@ fn startup_errors_are_clear() {
     assert_eq!(code, 1);
     assert!(err.contains("is not an address"), "{err}");
 
-    let (code, _, err) = run(&["up", "--data-dir", d, "--database-url", "postgres://nobody@127.0.0.1:1/none"], &[]);
+    let (code, _, err) = run(
+        &[
+            "up",
+            "--data-dir",
+            d,
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+        &[],
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("cannot open database postgres://nobody@127.0.0.1:1/none"), "{err}");
+    assert!(
+        err.contains("cannot open database postgres://nobody@127.0.0.1:1/none"),
+        "{err}"
+    );
 
     let (code, _, err) = run(&["up", "--data-dir", d, "--database-url", "mysql://x"], &[]);
     assert_eq!(code, 1);
@@ -105,14 +164,20 @@ fn startup_errors_are_clear() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_on_one_postgres_share_events() {
     let Some(base) = pg_base_url() else {
-        assert!(!in_ci(), "under CI this test must run: set KERNELCI_TEST_DATABASE_URL");
+        assert!(
+            !in_ci(),
+            "under CI this test must run: set KERNELCI_TEST_DATABASE_URL"
+        );
         eprintln!("skipped: KERNELCI_TEST_DATABASE_URL is not set");
         return;
     };
     let db = TestDb::postgres(&base).await;
     let dir_a = tempfile::tempdir().expect("tmp");
     let dir_b = tempfile::tempdir().expect("tmp");
-    let env = [("KERNELCI_SECRET_KEY", "shared-secret"), ("KERNELCI_KEEP_ALIVE", "10")];
+    let env = [
+        ("KERNELCI_SECRET_KEY", "shared-secret"),
+        ("KERNELCI_KEEP_ALIVE", "10"),
+    ];
     let args = ["--database-url", db.url.as_str()];
     let a = start("api", dir_a.path(), &args, &env);
     let b = start("api", dir_b.path(), &args, &env);
@@ -123,7 +188,10 @@ async fn two_processes_on_one_postgres_share_events() {
         .expect("one process wrote admin.token")
         .trim()
         .to_string();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
     let sub: Value = client
         .post(format!("{}/subscribe/node", b.base))
         .bearer_auth(&token)
@@ -138,7 +206,16 @@ async fn two_processes_on_one_postgres_share_events() {
     let listener = {
         let client = client.clone();
         let token = token.clone();
-        tokio::spawn(async move { client.get(listen_url).bearer_auth(token).send().await.expect("listen").json::<Value>().await })
+        tokio::spawn(async move {
+            client
+                .get(listen_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("listen")
+                .json::<Value>()
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let node: Value = client
@@ -152,7 +229,11 @@ async fn two_processes_on_one_postgres_share_events() {
         .await
         .expect("json");
     let msg = listener.await.expect("join").expect("listen json");
-    let event: Value = serde_json::from_str(msg["data"].as_str().expect("data string")).expect("cloud event");
+    let event: Value =
+        serde_json::from_str(msg["data"].as_str().expect("data string")).expect("cloud event");
     assert_eq!(event["data"]["op"], "created");
-    assert_eq!(event["data"]["id"], node["id"], "process B delivered the event created through A");
+    assert_eq!(
+        event["data"]["id"], node["id"],
+        "process B delivered the event created through A"
+    );
 }

@@ -15,7 +15,10 @@ fn kci_dev() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("KCI_DEV") {
         return Some(PathBuf::from(p));
     }
-    let found = Command::new("kci-dev").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = Command::new("kci-dev")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     found.then(|| PathBuf::from("kci-dev"))
 }
 
@@ -26,7 +29,11 @@ struct Kci {
 
 impl Kci {
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(&self.exe).args(args).current_dir(self.dir.path()).output().expect("run kci-dev");
+        let out = Command::new(&self.exe)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run kci-dev");
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -39,18 +46,29 @@ impl Kci {
         all.extend_from_slice(args);
         let (code, out, err) = self.run(&all);
         assert_eq!(code, 0, "kci-dev {all:?} failed: {err}");
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("kci-dev {all:?} printed no JSON ({e}): {out}"))
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("kci-dev {all:?} printed no JSON ({e}): {out}"))
     }
 }
 
 async fn post(client: &reqwest::Client, base: &str, token: &str, body: Value) -> Value {
-    let resp = client.post(format!("{base}/latest/node")).bearer_auth(token).json(&body).send().await.expect("post");
+    let resp = client
+        .post(format!("{base}/latest/node"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
     assert_eq!(resp.status().as_u16(), 200);
     resp.json().await.expect("json")
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v.as_array().expect("array").iter().map(|n| n["name"].as_str().unwrap_or("").to_string()).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -62,11 +80,20 @@ async fn kci_dev_maestro_results_against_our_server() {
     };
     let data = tempfile::tempdir().expect("tmp");
     let server = common::start("up", data.path(), &[], &[]);
-    let token = std::fs::read_to_string(data.path().join("admin.token")).expect("token").trim().to_string();
+    let token = std::fs::read_to_string(data.path().join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
     let client = reqwest::Client::new();
     let rev = json!({"tree": "mainline", "url": "https://git.example/linux.git", "branch": "master", "commit": "abc123"});
-    let checkout = post(&client, &server.base, &token, json!({"kind": "checkout", "name": "checkout", "path": ["checkout"],
-        "treeid": "t1", "created": "2025-03-01T10:00:00", "data": {"kernel_revision": rev}})).await;
+    let checkout = post(
+        &client,
+        &server.base,
+        &token,
+        json!({"kind": "checkout", "name": "checkout", "path": ["checkout"],
+        "treeid": "t1", "created": "2025-03-01T10:00:00", "data": {"kernel_revision": rev}}),
+    )
+    .await;
     let cid = checkout["id"].as_str().expect("id").to_string();
     let kbuild = post(&client, &server.base, &token, json!({"kind": "kbuild", "name": "kbuild-gcc-12-x86", "parent": cid,
         "path": ["checkout", "kbuild-gcc-12-x86"], "state": "done", "result": "pass", "treeid": "t1",
@@ -80,7 +107,10 @@ async fn kci_dev_maestro_results_against_our_server() {
         "branch": "master", "commit": "def456"}}})).await;
 
     let dir = tempfile::tempdir().expect("tmp");
-    let config = format!("default_instance=\"local\"\n[local]\napi=\"{0}/\"\npipeline=\"{0}/\"\ntoken=\"{token}\"\n", server.base);
+    let config = format!(
+        "default_instance=\"local\"\n[local]\napi=\"{0}/\"\npipeline=\"{0}/\"\ntoken=\"{token}\"\n",
+        server.base
+    );
     std::fs::write(dir.path().join(".kci-dev.toml"), config).expect("config");
     let kci = Kci { exe, dir };
 
@@ -92,20 +122,40 @@ async fn kci_dev_maestro_results_against_our_server() {
     assert_ne!(code, 0);
     assert!(err.contains("not found"), "{err}");
 
-    let builds = kci.results(&["--nodes", "--filter", "kind=kbuild", "--filter", "state__ne=running", "--field", "id", "--field", "name"]);
+    let builds = kci.results(&[
+        "--nodes",
+        "--filter",
+        "kind=kbuild",
+        "--filter",
+        "state__ne=running",
+        "--field",
+        "id",
+        "--field",
+        "name",
+    ]);
     assert_eq!(builds, json!([{"id": kid, "name": "kbuild-gcc-12-x86"}]));
 
     let baseline = kci.results(&["--nodes", "--filter", "name__re=^baseline"]);
     assert_eq!(names(&baseline), ["baseline-x86"]);
 
-    let (code, out, err) = kci.run(&["maestro", "results", "--nodes", "--tree", "mainline", "--count"]);
+    let (code, out, err) = kci.run(&[
+        "maestro", "results", "--nodes", "--tree", "mainline", "--count",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "3");
 
-    let dated = kci.results(&["--nodes", "--start-date", "2025-01-01", "--end-date", "2025-03-01T12:00:00"]);
+    let dated = kci.results(&[
+        "--nodes",
+        "--start-date",
+        "2025-01-01",
+        "--end-date",
+        "2025-03-01T12:00:00",
+    ]);
     assert_eq!(names(&dated), ["checkout", "kbuild-gcc-12-x86"]);
 
-    let page = kci.results(&["--nodes", "--limit", "2", "--offset", "1", "--field", "name"]);
+    let page = kci.results(&[
+        "--nodes", "--limit", "2", "--offset", "1", "--field", "name",
+    ]);
     assert_eq!(names(&page), ["kbuild-gcc-12-x86", "baseline-x86"]);
 
     let all = kci.results(&["--nodes", "--no-paginate", "--field", "name"]);

@@ -36,7 +36,11 @@ pub fn render_node_conditions(conds: &[Condition], args: &mut Args) -> String {
             render(target, c.op, &c.value, args)
         })
         .collect();
-    if parts.is_empty() { "1=1".into() } else { parts.join(" AND ") }
+    if parts.is_empty() {
+        "1=1".into()
+    } else {
+        parts.join(" AND ")
+    }
 }
 
 /// Render one condition.
@@ -58,24 +62,39 @@ fn col_arg(ty: ColumnType, v: &Value) -> Option<Arg> {
 }
 
 fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args) -> String {
-    let collate = if ty == ColumnType::Text && args.dialect == Dialect::Postgres { " COLLATE \"C\"" } else { "" };
+    let collate = if ty == ColumnType::Text && args.dialect == Dialect::Postgres {
+        " COLLATE \"C\""
+    } else {
+        ""
+    };
     let positive = |op: Op, args: &mut Args| -> String {
         match (op, value) {
             (Op::Eq | Op::Ne, Value::Null) => format!("{col} IS NULL"),
             (Op::Lte | Op::Gte, Value::Null) => format!("{col} IS NULL"),
             (Op::Lt | Op::Gt, Value::Null) => "1=0".into(),
             (Op::In | Op::Nin, Value::List(items)) => {
-                let phs: Vec<String> =
-                    items.iter().filter_map(|v| col_arg(ty, v)).map(|a| args.push(a)).collect();
+                let phs: Vec<String> = items
+                    .iter()
+                    .filter_map(|v| col_arg(ty, v))
+                    .map(|a| args.push(a))
+                    .collect();
                 if phs.is_empty() {
                     "1=0".into()
                 } else {
-                    format!("COALESCE({col} IN ({}), {})", phs.join(", "), falsy(args.dialect))
+                    format!(
+                        "COALESCE({col} IN ({}), {})",
+                        phs.join(", "),
+                        falsy(args.dialect)
+                    )
                 }
             }
             (Op::Re, Value::Str(p)) => {
                 let ph = args.push(Arg::Str(p.clone()));
-                let cast = if ty == ColumnType::Text { col.to_string() } else { format!("CAST({col} AS TEXT)") };
+                let cast = if ty == ColumnType::Text {
+                    col.to_string()
+                } else {
+                    format!("CAST({col} AS TEXT)")
+                };
                 match args.dialect {
                     Dialect::Sqlite => format!("COALESCE({cast} REGEXP {ph}, 0)"),
                     Dialect::Postgres => format!("COALESCE({cast} ~ {ph}, false)"),
@@ -92,7 +111,10 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
                         Op::Gte => ">=",
                         _ => "=",
                     };
-                    format!("COALESCE({col}{collate} {sym} {ph}, {})", falsy(args.dialect))
+                    format!(
+                        "COALESCE({col}{collate} {sym} {ph}, {})",
+                        falsy(args.dialect)
+                    )
                 }
             },
         }
@@ -121,7 +143,13 @@ fn path_literal(d: Dialect, path: &[String]) -> String {
             }
             s
         }
-        Dialect::Postgres => format!("{{{}}}", path.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(",")),
+        Dialect::Postgres => format!(
+            "{{{}}}",
+            path.iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
     };
     format!("'{}'", raw.replace('\'', "''"))
 }
@@ -164,7 +192,10 @@ fn scalar_pred(d: Dialect, val: &str, ty: &str, op: Op, v: &Value, args: &mut Ar
             let t = if *b { "'true'" } else { "'false'" };
             match op {
                 Op::Eq => format!("({ty} = {t})"),
-                _ => format!("({ty} IN ('true', 'false') AND ({ty} = 'true') {sym} {})", u8::from(*b)),
+                _ => format!(
+                    "({ty} IN ('true', 'false') AND ({ty} = 'true') {sym} {})",
+                    u8::from(*b)
+                ),
             }
         }
         (Dialect::Postgres, _, Value::Bool(b)) => {
@@ -213,8 +244,15 @@ fn render_doc(doc: &str, path: &[String], op: Op, value: &Value, args: &mut Args
             (Op::Eq | Op::Ne | Op::Lte | Op::Gte, Value::Null) => is_null_or_missing(doc, path, d),
             (_, Value::Null) => "1=0".into(),
             (Op::In | Op::Nin, Value::List(items)) => {
-                let ors: Vec<String> = items.iter().map(|v| any_match(doc, path, Op::Eq, v, args)).collect();
-                if ors.is_empty() { "1=0".into() } else { format!("({})", ors.join(" OR ")) }
+                let ors: Vec<String> = items
+                    .iter()
+                    .map(|v| any_match(doc, path, Op::Eq, v, args))
+                    .collect();
+                if ors.is_empty() {
+                    "1=0".into()
+                } else {
+                    format!("({})", ors.join(" OR "))
+                }
             }
             (Op::Eq | Op::Ne, v) if d == Dialect::Postgres => {
                 // Containment is GIN-indexable and has the same any-element semantics.
@@ -246,14 +284,12 @@ fn containment(path: &[String], v: &Value) -> Option<String> {
         Value::Str(s) => serde_json::Value::from(s.clone()),
         Value::Int(n) => serde_json::Value::from(*n),
         Value::Bool(b) => serde_json::Value::from(*b),
-        Value::List(items) if items.len() == 1 => {
-            serde_json::Value::Array(vec![match &items[0] {
-                Value::Str(s) => s.clone().into(),
-                Value::Int(n) => (*n).into(),
-                Value::Bool(b) => (*b).into(),
-                _ => return None,
-            }])
-        }
+        Value::List(items) if items.len() == 1 => serde_json::Value::Array(vec![match &items[0] {
+            Value::Str(s) => s.clone().into(),
+            Value::Int(n) => (*n).into(),
+            Value::Bool(b) => (*b).into(),
+            _ => return None,
+        }]),
         _ => return None,
     };
     let mut cur = leaf;
@@ -272,7 +308,8 @@ mod tests {
 
     #[test]
     fn renders_with_bound_values_only() {
-        let f = NodeFilter::parse([("name", "x'; DROP TABLE nodes; --"), ("data.a'b", "1")]).unwrap();
+        let f =
+            NodeFilter::parse([("name", "x'; DROP TABLE nodes; --"), ("data.a'b", "1")]).unwrap();
         let mut args = Args::new(Dialect::Sqlite);
         let sql = render_node_conditions(&f.conditions, &mut args);
         assert!(!sql.contains("DROP TABLE"), "{sql}");

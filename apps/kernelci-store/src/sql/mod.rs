@@ -40,7 +40,10 @@ pub struct Args {
 impl Args {
     /// Empty.
     pub fn new(dialect: Dialect) -> Self {
-        Args { dialect, values: Vec::new() }
+        Args {
+            dialect,
+            values: Vec::new(),
+        }
     }
 
     /// Add an argument; returns its placeholder (`?3` or `$3`), usable several times.
@@ -87,7 +90,13 @@ mod tests {
 
     #[test]
     fn adapts_placeholders() {
-        assert_eq!(adapt(Dialect::Postgres, "a = ? AND b = ?{json}"), "a = $1 AND b = $2::jsonb");
-        assert_eq!(adapt(Dialect::Sqlite, "a = ? AND b = ?{json}"), "a = ? AND b = ?");
+        assert_eq!(
+            adapt(Dialect::Postgres, "a = ? AND b = ?{json}"),
+            "a = $1 AND b = $2::jsonb"
+        );
+        assert_eq!(
+            adapt(Dialect::Sqlite, "a = ? AND b = ?{json}"),
+            "a = ? AND b = ?"
+        );
     }
 }

@@ -69,10 +69,17 @@ pub fn start(role: &str, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) 
                     break;
                 }
             }
-            Err(_) => panic!("kernelci {role} did not start; stderr so far:\n{}", seen.join("\n")),
+            Err(_) => panic!(
+                "kernelci {role} did not start; stderr so far:\n{}",
+                seen.join("\n")
+            ),
         }
     }
-    Server { child, base: format!("http://127.0.0.1:{port}"), stderr: rx }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        stderr: rx,
+    }
 }
 
 /// Run the binary to completion; returns (exit code, stdout, stderr).
