@@ -158,6 +158,10 @@ async fn create_group(app: &TestApp, name: &str) -> Value {
     v
 }
 
+async fn delete_group(app: &TestApp, id: &str) -> (u16, Value) {
+    send(app.client.delete(app.url(&format!("/user-groups/{id}"))).bearer_auth(&app.admin_token)).await
+}
+
 async fn set_groups(app: &TestApp, user_id: &str, groups: &[&str]) {
     let body = json!({ "groups": groups });
     let (status, v) =
@@ -450,7 +454,8 @@ async fn raw_token_without_bearer_is_anonymous_on_public_routes() {
 async fn v0_and_unprefixed_paths_equal_latest() {
     let app = TestApp::start().await;
     let (c1, _, _) = seed_tree(&app).await;
-    for path in ["/nodes?kind=checkout", "/count", &format!("/node/{c1}"), "/nodes/fast", "/events"] {
+    let node_path = format!("/node/{c1}");
+    for path in ["/nodes?kind=checkout", "/count", node_path.as_str(), "/nodes/fast", "/events"] {
         let latest = send(app.client.get(format!("{}/latest{path}", app.base))).await;
         let v0 = send(app.client.get(format!("{}/v0{path}", app.base))).await;
         let bare = send(app.client.get(format!("{}{path}", app.base))).await;
@@ -479,10 +484,20 @@ async fn other_api_versions_are_400_plain_text() {
 #[tokio::test]
 async fn unknown_path_is_json_404() {
     let app = TestApp::start().await;
-    for path in ["/latest/nope", "/nope", "/v0/nodes/fast/extra", "/latest/node"] {
+    for path in ["/latest/nope", "/nope", "/v0/nodes/fast/extra", "/latest/node/a/b"] {
         let (status, v) = send(app.client.get(format!("{}{path}", app.base))).await;
         assert_eq!((status, v), (404, json!({"detail": "Not Found"})), "{path}");
     }
+}
+
+#[tokio::test]
+#[ignore = "BUG: a wrong method gives 405 with an empty body, Starlette sends {\"detail\":\"Method Not Allowed\"}"]
+async fn wrong_method_is_json_405() {
+    let app = TestApp::start().await;
+    let (status, v) = send(app.client.get(app.url("/node"))).await;
+    assert_eq!((status, v), (405, json!({"detail": "Method Not Allowed"})));
+    let (status, v) = send(app.client.delete(app.url("/nodes"))).await;
+    assert_eq!((status, v), (405, json!({"detail": "Method Not Allowed"})));
 }
 
 #[tokio::test]
@@ -1466,18 +1481,17 @@ async fn user_groups_create_list_delete() {
     assert!(listed.contains(&"node:edit:any") && listed.contains(&"unused") && listed.contains(&"assigned"));
     let (status, v) = app.get("/user-groups?name=unused", Some(&app.admin_token)).await;
     assert_eq!(status, 200);
-    assert_eq!(v["items"], json!([unused]));
+    assert_eq!(v["items"], json!([unused.clone()]));
     let (status, v) = app.get(&format!("/user-groups/{}", id_of(&unused)), Some(&app.admin_token)).await;
     assert_eq!((status, v), (200, unused.clone()));
     let (status, v) = app.get("/user-groups", Some(&alice)).await;
     assert_eq!((status, v), (403, json!({"detail": "Forbidden"})));
 
     set_groups(&app, &alice_user.id.to_string(), &["assigned"]).await;
-    let del = |id: String| app.send_json("DELETE", &format!("/user-groups/{id}"), Some(&app.admin_token), &Value::Null);
-    let (status, v) = del(id_of(&assigned)).await;
+    let (status, v) = delete_group(&app, &id_of(&assigned)).await;
     assert_eq!(status, 409);
     assert!(detail(&v).starts_with("User group is assigned"), "{v}");
-    let (status, v) = del(id_of(&unused)).await;
+    let (status, v) = delete_group(&app, &id_of(&unused)).await;
     assert_eq!((status, v), (204, Value::Null));
     let (status, v) = app.get(&format!("/user-groups/{}", id_of(&unused)), Some(&app.admin_token)).await;
     assert_eq!(status, 404);

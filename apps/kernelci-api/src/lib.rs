@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 mod events;
+mod html;
 pub mod extract;
 pub mod mail;
 mod misc;
@@ -114,6 +115,14 @@ fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(misc::index))
         .route("/metrics", get(misc::metrics))
+        .route("/viewer", get(html::viewer))
+        .route("/dashboard", get(html::dashboard))
+        .route("/manage", get(html::manage))
+        .route("/analytics", get(html::analytics))
+        .route("/stats", get(html::stats))
+        .route("/icons/{name}", get(html::icon))
+        .route("/static/css/{file}", get(html::css))
+        .route("/static/js/{file}", get(html::js))
         .route("/node", post(nodes::create))
         .route(
             "/node/{id}",

@@ -45,11 +45,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/user/login", with_user_id_methods(post(login)))
         .route("/user/logout", with_user_id_methods(post(logout)))
         .route("/user/register", with_user_id_methods(post(register)))
-        .route("/user/invite", with_user_id_methods(post(invite)))
+        .route(
+            "/user/invite",
+            post(invite).get(crate::html::invite_form).patch(update_user).delete(delete_user),
+        )
         .route("/user/invite/url", get(invite_url))
         .route(
             "/user/accept-invite",
-            with_user_id_methods(post(accept_invite)),
+            post(accept_invite)
+                .get(crate::html::accept_invite_form)
+                .patch(update_user)
+                .delete(delete_user),
         )
         .route(
             "/user/forgot-password",
