@@ -631,31 +631,15 @@ impl NodeInput {
                 "Object cannot be created with id: {id}"
             )));
         }
-        let node = Node {
-            id: ObjectId::generate(),
+        let (submitter, user_groups) = (self.submitter.clone(), self.user_groups.clone());
+        let node = self.into_node(
             kind,
-            name: self.name,
-            path: self.path,
-            group: self.group,
-            parent: self.parent,
-            state: self.state,
-            result: self.result,
-            artifacts: self.artifacts,
-            data: self.data,
-            debug: self.debug,
-            jobfilter: self.jobfilter,
-            platform_filter: self.platform_filter,
-            created: self.created,
-            updated: now,
-            timeout: self.timeout,
-            holdoff: self.holdoff,
-            owner: Some(owner.to_string()),
-            submitter: self.submitter,
-            treeid: self.treeid,
-            user_groups: self.user_groups,
-            processed_by_kcidb_bridge: self.processed_by_kcidb_bridge,
-            retry_counter: self.retry_counter,
-        };
+            ObjectId::generate(),
+            Some(owner.to_string()),
+            submitter,
+            user_groups,
+            now,
+        );
         crate::data::validate_node_data(&node)?;
         Ok(node)
     }
@@ -670,8 +654,30 @@ impl NodeInput {
                 "Parent cannot be the same as the object".into(),
             ));
         }
-        let node = Node {
-            id: stored.id,
+        let node = self.into_node(
+            kind,
+            stored.id,
+            stored.owner.clone(),
+            stored.submitter.clone(),
+            stored.user_groups.clone(),
+            now,
+        );
+        finish_update(stored, node, true)
+    }
+
+    /// The node these fields describe, with the given identity and bookkeeping fields
+    /// (`updated` = `now`). No validation: callers validate what applies to them.
+    pub fn into_node(
+        self,
+        kind: Kind,
+        id: ObjectId,
+        owner: Option<String>,
+        submitter: Option<String>,
+        user_groups: Vec<String>,
+        now: Timestamp,
+    ) -> Node {
+        Node {
+            id,
             kind,
             name: self.name,
             path: self.path,
@@ -688,14 +694,13 @@ impl NodeInput {
             updated: now,
             timeout: self.timeout,
             holdoff: self.holdoff,
-            owner: stored.owner.clone(),
-            submitter: stored.submitter.clone(),
+            owner,
+            submitter,
             treeid: self.treeid,
-            user_groups: stored.user_groups.clone(),
+            user_groups,
             processed_by_kcidb_bridge: self.processed_by_kcidb_bridge,
             retry_counter: self.retry_counter,
-        };
-        finish_update(stored, node, true)
+        }
     }
 }
 

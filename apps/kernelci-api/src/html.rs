@@ -17,22 +17,53 @@ struct Page {
     no_cache: bool,
 }
 
-const VIEWER: Page = Page { title: "Maestro API Viewer", body: include_str!("../assets/viewer.html"), no_cache: true };
-const DASHBOARD: Page = Page { title: "KernelCI Dashboard", body: include_str!("../assets/dashboard.html"), no_cache: true };
-const MANAGE: Page = Page { title: "Maestro API Manage", body: include_str!("../assets/manage.html"), no_cache: true };
-const ANALYTICS: Page =
-    Page { title: "KernelCI Pipeline Analytics", body: include_str!("../assets/analytics.html"), no_cache: true };
-const STATS: Page = Page { title: "KernelCI API Statistics", body: include_str!("../assets/stats.html"), no_cache: true };
-const INVITE: Page = Page { title: "Invite a user", body: include_str!("../assets/invite.html"), no_cache: false };
-const ACCEPT_INVITE: Page =
-    Page { title: "Accept an invitation", body: include_str!("../assets/accept-invite.html"), no_cache: false };
+const VIEWER: Page = Page {
+    title: "Maestro API Viewer",
+    body: include_str!("../assets/viewer.html"),
+    no_cache: true,
+};
+const DASHBOARD: Page = Page {
+    title: "KernelCI Dashboard",
+    body: include_str!("../assets/dashboard.html"),
+    no_cache: true,
+};
+const MANAGE: Page = Page {
+    title: "Maestro API Manage",
+    body: include_str!("../assets/manage.html"),
+    no_cache: true,
+};
+const ANALYTICS: Page = Page {
+    title: "KernelCI Pipeline Analytics",
+    body: include_str!("../assets/analytics.html"),
+    no_cache: true,
+};
+const STATS: Page = Page {
+    title: "KernelCI API Statistics",
+    body: include_str!("../assets/stats.html"),
+    no_cache: true,
+};
+const INVITE: Page = Page {
+    title: "Invite a user",
+    body: include_str!("../assets/invite.html"),
+    no_cache: false,
+};
+const ACCEPT_INVITE: Page = Page {
+    title: "Accept an invitation",
+    body: include_str!("../assets/accept-invite.html"),
+    no_cache: false,
+};
 
 fn render(page: &Page) -> Response {
-    let html = LAYOUT.replace("{{TITLE}}", page.title).replace("{{BODY}}", page.body);
+    let html = LAYOUT
+        .replace("{{TITLE}}", page.title)
+        .replace("{{BODY}}", page.body);
     let mut resp = Html(html).into_response();
     if page.no_cache {
         let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+        );
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         h.insert(header::EXPIRES, HeaderValue::from_static("0"));
     }
@@ -71,14 +102,20 @@ pub(crate) async fn accept_invite_form() -> Response {
 /// Whether `name` is `[A-Za-z0-9_.-]+` followed by `.ext`.
 fn safe_name(name: &str, ext: &str) -> bool {
     name.strip_suffix(ext).is_some_and(|stem| {
-        !stem.is_empty() && stem.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        !stem.is_empty()
+            && stem
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     })
 }
 
 fn file(content_type: &'static str, cache: bool, bytes: &'static [u8]) -> Response {
     let mut resp = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
     if cache {
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
     }
     resp
 }
@@ -92,7 +129,12 @@ pub(crate) async fn icon(Path(name): Path<String>) -> Result<Response, ApiError>
         "ok.png" => include_bytes!("../assets/icons/ok.png"),
         "bad.png" => include_bytes!("../assets/icons/bad.png"),
         "warning.png" => include_bytes!("../assets/icons/warning.png"),
-        _ => return Err(ApiError::Detail(StatusCode::NOT_FOUND, "File not found".into())),
+        _ => {
+            return Err(ApiError::Detail(
+                StatusCode::NOT_FOUND,
+                "File not found".into(),
+            ));
+        }
     };
     Ok(file("image/png", false, bytes))
 }
@@ -103,8 +145,15 @@ pub(crate) async fn css(Path(name): Path<String>) -> Result<Response, ApiError> 
         return Err(ApiError::bad_request("Invalid filename"));
     }
     match name.as_str() {
-        "kci.css" => Ok(file("text/css; charset=utf-8", true, include_bytes!("../assets/kci.css"))),
-        _ => Err(ApiError::Detail(StatusCode::NOT_FOUND, "File not found".into())),
+        "kci.css" => Ok(file(
+            "text/css; charset=utf-8",
+            true,
+            include_bytes!("../assets/kci.css"),
+        )),
+        _ => Err(ApiError::Detail(
+            StatusCode::NOT_FOUND,
+            "File not found".into(),
+        )),
     }
 }
 
@@ -114,8 +163,15 @@ pub(crate) async fn js(Path(name): Path<String>) -> Result<Response, ApiError> {
         return Err(ApiError::bad_request("Invalid filename"));
     }
     match name.as_str() {
-        "kci.js" => Ok(file("text/javascript; charset=utf-8", true, include_bytes!("../assets/kci.js"))),
-        _ => Err(ApiError::Detail(StatusCode::NOT_FOUND, "File not found".into())),
+        "kci.js" => Ok(file(
+            "text/javascript; charset=utf-8",
+            true,
+            include_bytes!("../assets/kci.js"),
+        )),
+        _ => Err(ApiError::Detail(
+            StatusCode::NOT_FOUND,
+            "File not found".into(),
+        )),
     }
 }
 

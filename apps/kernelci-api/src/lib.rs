@@ -7,8 +7,8 @@
 pub mod auth;
 pub mod error;
 mod events;
-mod html;
 pub mod extract;
+mod html;
 pub mod mail;
 mod misc;
 mod nodes;

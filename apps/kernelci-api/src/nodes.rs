@@ -292,37 +292,18 @@ fn flatten(
         (_, Some(raw)) => Some(parse_id(raw)?),
         _ => None,
     };
-    let node = Node {
-        id: existing_id.unwrap_or_else(ObjectId::generate),
-        kind,
-        name: input.name,
-        path: input.path,
-        group: input.group,
-        parent: if depth == 0 {
-            input.parent.or(root.parent)
-        } else {
-            parent.or(input.parent)
-        },
-        state: input.state,
-        result: input.result,
-        artifacts: input.artifacts,
-        data: input.data,
-        debug: input.debug,
-        jobfilter: input.jobfilter,
-        platform_filter: input.platform_filter,
-        created: input.created,
-        updated: now,
-        timeout: input.timeout,
-        holdoff: input.holdoff,
-        owner: Some(input.owner.unwrap_or_else(|| user.username.clone())),
-        submitter: root.submitter.clone(),
-        treeid: root.treeid.clone(),
-        user_groups: input.user_groups,
-        processed_by_kcidb_bridge: input.processed_by_kcidb_bridge,
-        retry_counter: input.retry_counter,
+    let owner = Some(input.owner.clone().unwrap_or_else(|| user.username.clone()));
+    let parent_id = if depth == 0 {
+        input.parent.or(root.parent)
+    } else {
+        parent.or(input.parent)
     };
+    let user_groups = input.user_groups.clone();
+    let id = existing_id.unwrap_or_else(ObjectId::generate);
+    let mut node = input.into_node(kind, id, owner, root.submitter.clone(), user_groups, now);
+    node.parent = parent_id;
+    node.treeid = root.treeid.clone();
     kernelci_model::data::validate_node_data(&node)?;
-    let id = node.id;
     out.nodes.push(node.clone());
     out.writes.push(if existing_id.is_some() {
         NodeWrite::Replace(node)

@@ -111,12 +111,16 @@ pub(crate) async fn listen(
     let prefix = format!("Error while listening to sub id {id}: ");
     let sub = owned_subscription(&state, id, &user.username, &prefix).await?;
     let owner = (!sub.promiscuous).then_some(user.username.as_str());
-    let cursor = sub.cursor.max(sub.pending.unwrap_or(0));
+    let mut cursor = sub.cursor.max(sub.pending.unwrap_or(0));
     let durable = sub.subscriber_id.is_some();
     let mut wake = state.store.wakeup().subscribe();
     let deadline = Instant::now() + state.config.keep_alive;
     loop {
         wake.borrow_and_update();
+        // Everything up to `horizon` is committed (sequence ids become visible in commit
+        // order), so when nothing qualifies the cursor may skip past other channels' and
+        // other owners' events instead of scanning them again on every poll.
+        let horizon = state.store.last_event_seq().await?;
         if let Some(ev) = state.store.next_event(&sub.channel, cursor, owner).await? {
             let (new_cursor, pending) = if durable {
                 (cursor, Some(ev.seq))
@@ -131,6 +135,7 @@ pub(crate) async fn listen(
             envelope.insert("_sequence_id".into(), ev.seq.into());
             return Ok(message(&sub.channel, &Value::Object(envelope)));
         }
+        cursor = cursor.max(horizon);
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;

@@ -47,7 +47,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/user/register", with_user_id_methods(post(register)))
         .route(
             "/user/invite",
-            post(invite).get(crate::html::invite_form).patch(update_user).delete(delete_user),
+            post(invite)
+                .get(crate::html::invite_form)
+                .patch(update_user)
+                .delete(delete_user),
         )
         .route("/user/invite/url", get(invite_url))
         .route(
