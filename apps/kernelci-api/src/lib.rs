@@ -13,6 +13,7 @@ pub mod mail;
 mod misc;
 mod nodes;
 mod pubsub;
+mod telemetry;
 mod users;
 
 use std::sync::Arc;
@@ -141,6 +142,9 @@ fn routes() -> Router<AppState> {
         .route("/push/{list}", post(pubsub::push))
         .route("/pop/{list}", get(pubsub::pop))
         .route("/stats/subscriptions", get(pubsub::stats))
+        .route("/telemetry", get(telemetry::list).post(telemetry::insert))
+        .route("/telemetry/stats", get(telemetry::stats))
+        .route("/telemetry/anomalies", get(telemetry::anomalies))
         .route(
             "/kv/{namespace}/{key}",
             get(misc::kv_get).post(misc::kv_set).delete(misc::kv_delete),
@@ -203,8 +207,8 @@ async fn fallback(uri: Uri) -> Response {
     ApiError::not_found("Not Found").into_response()
 }
 
-/// Periodic upkeep: drop subscriptions not polled for 15 minutes, purge old events and
-/// nodes. Runs until the task is dropped.
+/// Periodic upkeep: drop subscriptions not polled for 15 minutes, purge old events,
+/// telemetry (14 days, upstream's TTL) and nodes. Runs until the task is dropped.
 pub async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15 * 60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,6 +231,11 @@ pub async fn housekeeping(state: AppState) {
                 state.metrics.events_purged.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!("event purge failed: {e}"),
+        }
+        let telemetry_cutoff =
+            now - chrono::TimeDelta::days(kernelci_model::telemetry::RETENTION_DAYS);
+        if let Err(e) = state.store.purge_telemetry(telemetry_cutoff).await {
+            tracing::warn!("telemetry purge failed: {e}");
         }
         if let Some(age) = state.config.node_purge_age {
             let age = chrono::TimeDelta::from_std(age).unwrap_or_default();

@@ -19,6 +19,7 @@ mod wake;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use kernelci_model::telemetry::TelemetryEvent;
 use kernelci_model::{Node, NodeFilter, ObjectId, Timestamp, User, UserGroup};
 
 pub use sqlstore::{PgStore, SqliteStore};
@@ -157,6 +158,16 @@ pub trait Store: Send + Sync + 'static {
     async fn list_groups(&self) -> Result<Vec<UserGroup>>;
     /// Delete a group (true if it existed).
     async fn delete_group(&self, id: &ObjectId) -> Result<bool>;
+
+    // --- telemetry ---
+    /// Store telemetry events, all or none (one transaction); returns how many.
+    async fn insert_telemetry(&self, events: &[TelemetryEvent]) -> Result<u64>;
+    /// One page of the matching telemetry events, oldest first, and how many match in all.
+    async fn find_telemetry(&self, query: &TelemetryQuery) -> Result<(Vec<TelemetryEvent>, i64)>;
+    /// Every matching telemetry event, oldest first (input of the in-memory aggregations).
+    async fn scan_telemetry(&self, filter: &TelemetryFilter) -> Result<Vec<TelemetryEvent>>;
+    /// Delete telemetry events with `ts` before `before`; returns how many.
+    async fn purge_telemetry(&self, before: Timestamp) -> Result<u64>;
 
     // --- settings ---
     /// Read a setting.

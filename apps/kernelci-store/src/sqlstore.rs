@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kernelci_model::filter::{ColumnType, Op, Value};
+use kernelci_model::telemetry::{TelemetryEvent, TelemetryKind};
 use kernelci_model::{Node, NodeFilter, ObjectId, Timestamp, User, UserGroup, time};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -17,7 +18,7 @@ use crate::sql::filter::{Target, render, render_node_conditions};
 use crate::sql::{Arg, Args, Dialect, adapt, schema};
 use crate::{
     EventDraft, EventField, EventQuery, NodeWrite, Page, Result, Store, StoreError, StoredEvent,
-    SubscribeRequest, Subscription, Wakeup, redact,
+    SubscribeRequest, Subscription, TelemetryFilter, TelemetryQuery, Wakeup, redact,
 };
 
 /// The PostgreSQL channel used to wake listeners in other processes.
@@ -222,6 +223,105 @@ fn paging(d: Dialect, page: Page, args: &mut Args) -> String {
     s
 }
 
+const TELEMETRY_COLUMNS: &str = "id, ts, kind, runtime, device_type, device_id, job_name, \
+     test_name, job_id, node_id, tree, branch, arch, result, is_infra_error, error_type, \
+     error_msg, retry, extra";
+/// The telemetry columns to read, `extra` as text.
+const TELEMETRY_SELECT: &str = "id, ts, kind, runtime, device_type, device_id, job_name, \
+     test_name, job_id, node_id, tree, branch, arch, result, is_infra_error, error_type, \
+     error_msg, retry, extra{text} AS extra";
+/// Telemetry rows per `INSERT` (19 binds each: far below SQLite's and PostgreSQL's limits).
+const TELEMETRY_CHUNK: usize = 500;
+
+fn telemetry_args(e: &TelemetryEvent) -> Result<Vec<Arg>> {
+    let extra = serde_json::to_string(&e.extra).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(vec![
+        Arg::Str(e.id.to_string()),
+        Arg::I64(time::to_micros(&e.ts)),
+        Arg::Str(e.kind.as_str().into()),
+        Arg::Str(e.runtime.clone()),
+        Arg::OptStr(e.device_type.clone()),
+        Arg::OptStr(e.device_id.clone()),
+        Arg::OptStr(e.job_name.clone()),
+        Arg::OptStr(e.test_name.clone()),
+        Arg::OptStr(e.job_id.clone()),
+        Arg::OptStr(e.node_id.clone()),
+        Arg::OptStr(e.tree.clone()),
+        Arg::OptStr(e.branch.clone()),
+        Arg::OptStr(e.arch.clone()),
+        Arg::OptStr(e.result.clone()),
+        Arg::Bool(e.is_infra_error),
+        Arg::OptStr(e.error_type.clone()),
+        Arg::OptStr(e.error_msg.clone()),
+        Arg::I64(e.retry),
+        Arg::Str(extra),
+    ])
+}
+
+/// One multi-row `INSERT` for `events`, its values pushed to `args`.
+fn telemetry_insert(events: &[TelemetryEvent], args: &mut Args) -> Result<String> {
+    let json_cast = if args.dialect == Dialect::Postgres {
+        "::jsonb"
+    } else {
+        ""
+    };
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        let placeholders: Vec<String> = telemetry_args(e)?
+            .into_iter()
+            .map(|a| args.push(a))
+            .collect();
+        rows.push(format!("({}{json_cast})", placeholders.join(", ")));
+    }
+    Ok(format!(
+        "INSERT INTO telemetry ({TELEMETRY_COLUMNS}) VALUES {}",
+        rows.join(", ")
+    ))
+}
+
+/// The `WHERE` condition of a telemetry filter; column names come from fixed lists only.
+fn telemetry_where(f: &TelemetryFilter, args: &mut Args) -> String {
+    let mut parts = Vec::new();
+    for (column, value) in &f.equals {
+        parts.push(format!(
+            "{} = {}",
+            column.name(),
+            args.push(Arg::Str(value.clone()))
+        ));
+    }
+    if !f.kinds.is_empty() {
+        let kinds: Vec<String> = f
+            .kinds
+            .iter()
+            .map(|k| args.push(Arg::Str(k.as_str().into())))
+            .collect();
+        parts.push(format!("kind IN ({})", kinds.join(", ")));
+    }
+    if let Some(retry) = f.retry {
+        parts.push(format!("retry = {}", args.push(Arg::I64(retry))));
+    }
+    if let Some(infra) = f.is_infra_error {
+        parts.push(format!("is_infra_error = {}", args.push(Arg::Bool(infra))));
+    }
+    if let Some(since) = &f.since {
+        parts.push(format!(
+            "ts >= {}",
+            args.push(Arg::I64(time::to_micros(since)))
+        ));
+    }
+    if let Some(until) = &f.until {
+        parts.push(format!(
+            "ts <= {}",
+            args.push(Arg::I64(time::to_micros(until)))
+        ));
+    }
+    if parts.is_empty() {
+        "1=1".to_string()
+    } else {
+        parts.join(" AND ")
+    }
+}
+
 macro_rules! bind_all {
     ($query:expr, $args:expr) => {{
         let mut query = $query;
@@ -376,6 +476,48 @@ macro_rules! sql_store {
                     groups: serde_json::from_str(&groups)
                         .map_err(|e| StoreError::Corrupt(format!("user groups: {e}")))?,
                 })
+            }
+
+            fn telemetry_from_row(row: &<<Self as BackendDb>::Db as sqlx::Database>::Row) -> Result<TelemetryEvent> {
+                let id: String = row.try_get("id")?;
+                let kind: String = row.try_get("kind")?;
+                let extra: String = row.try_get("extra")?;
+                let extra = match serde_json::from_str(&extra) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => return Err(StoreError::Corrupt("telemetry extra".into())),
+                };
+                Ok(TelemetryEvent {
+                    id: parse_id(&id)?,
+                    ts: time::from_micros(row.try_get("ts")?),
+                    kind: TelemetryKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("telemetry kind {kind}")))?,
+                    runtime: row.try_get("runtime")?,
+                    device_type: row.try_get("device_type")?,
+                    device_id: row.try_get("device_id")?,
+                    job_name: row.try_get("job_name")?,
+                    test_name: row.try_get("test_name")?,
+                    job_id: row.try_get("job_id")?,
+                    node_id: row.try_get("node_id")?,
+                    tree: row.try_get("tree")?,
+                    branch: row.try_get("branch")?,
+                    arch: row.try_get("arch")?,
+                    result: row.try_get("result")?,
+                    is_infra_error: row.try_get("is_infra_error")?,
+                    error_type: row.try_get("error_type")?,
+                    error_msg: row.try_get("error_msg")?,
+                    retry: row.try_get("retry")?,
+                    extra,
+                })
+            }
+
+            async fn telemetry_rows(&self, filter: &TelemetryFilter, page: Option<Page>) -> Result<Vec<TelemetryEvent>> {
+                let mut args = Args::new(Self::DIALECT);
+                let wh = telemetry_where(filter, &mut args);
+                let paging = page.map(|p| paging(Self::DIALECT, p, &mut args)).unwrap_or_default();
+                let cols = adapt(Self::DIALECT, TELEMETRY_SELECT);
+                let sql = format!("SELECT {cols} FROM telemetry WHERE {wh} ORDER BY seq{paging}");
+                let rows = bind_all!(sqlx::query(q(sql)), args.values).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::telemetry_from_row).collect()
             }
 
             async fn user_where(&self, column: &str, value: String) -> Result<Option<User>> {
@@ -844,6 +986,44 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_telemetry(&self, events: &[TelemetryEvent]) -> Result<u64> {
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut inserted = 0;
+                for chunk in events.chunks(TELEMETRY_CHUNK) {
+                    let mut args = Args::new(Self::DIALECT);
+                    let sql = telemetry_insert(chunk, &mut args)?;
+                    let done = bind_all!(sqlx::query(q(sql)), args.values).execute(&mut *tx).await?;
+                    inserted += done.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn find_telemetry(&self, query: &TelemetryQuery) -> Result<(Vec<TelemetryEvent>, i64)> {
+                let items = self.telemetry_rows(&query.filter, Some(query.page)).await?;
+                let mut args = Args::new(Self::DIALECT);
+                let wh = telemetry_where(&query.filter, &mut args);
+                let sql = format!("SELECT COUNT(*) FROM telemetry WHERE {wh}");
+                let total: i64 =
+                    bind_all!(sqlx::query_scalar(q(sql)), args.values).fetch_one(&self.pool).await?;
+                Ok((items, total))
+            }
+
+            async fn scan_telemetry(&self, filter: &TelemetryFilter) -> Result<Vec<TelemetryEvent>> {
+                self.telemetry_rows(filter, None).await
+            }
+
+            async fn purge_telemetry(&self, before: Timestamp) -> Result<u64> {
+                let done = sqlx::query(self.sql("DELETE FROM telemetry WHERE ts < ?"))
+                    .bind(time::to_micros(&before))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn meta_get(&self, key: &str) -> Result<Option<String>> {

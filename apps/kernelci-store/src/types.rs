@@ -1,6 +1,7 @@
 //! Plain data passed to and from a [`crate::Store`].
 
 use kernelci_model::filter::{Op, Value};
+use kernelci_model::telemetry::TelemetryKind;
 use kernelci_model::{CloudEvent, Node, Timestamp};
 use serde_json::{Map, Value as Json};
 
@@ -127,4 +128,113 @@ pub struct Subscription {
     pub created: Timestamp,
     /// Last `/listen`.
     pub last_poll: Option<Timestamp>,
+}
+
+/// A text column of the telemetry table that queries can match exactly. The column names
+/// come from this fixed list only, never from input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelemetryColumn {
+    /// `id`.
+    Id,
+    /// `kind`.
+    Kind,
+    /// `runtime`.
+    Runtime,
+    /// `device_type`.
+    DeviceType,
+    /// `device_id`.
+    DeviceId,
+    /// `job_name`.
+    JobName,
+    /// `test_name`.
+    TestName,
+    /// `job_id`.
+    JobId,
+    /// `node_id`.
+    NodeId,
+    /// `tree`.
+    Tree,
+    /// `branch`.
+    Branch,
+    /// `arch`.
+    Arch,
+    /// `result`.
+    Result,
+    /// `error_type`.
+    ErrorType,
+    /// `error_msg`.
+    ErrorMsg,
+}
+
+impl TelemetryColumn {
+    /// Every text column.
+    pub const ALL: [TelemetryColumn; 15] = [
+        TelemetryColumn::Id,
+        TelemetryColumn::Kind,
+        TelemetryColumn::Runtime,
+        TelemetryColumn::DeviceType,
+        TelemetryColumn::DeviceId,
+        TelemetryColumn::JobName,
+        TelemetryColumn::TestName,
+        TelemetryColumn::JobId,
+        TelemetryColumn::NodeId,
+        TelemetryColumn::Tree,
+        TelemetryColumn::Branch,
+        TelemetryColumn::Arch,
+        TelemetryColumn::Result,
+        TelemetryColumn::ErrorType,
+        TelemetryColumn::ErrorMsg,
+    ];
+
+    /// The column (and event field) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TelemetryColumn::Id => "id",
+            TelemetryColumn::Kind => "kind",
+            TelemetryColumn::Runtime => "runtime",
+            TelemetryColumn::DeviceType => "device_type",
+            TelemetryColumn::DeviceId => "device_id",
+            TelemetryColumn::JobName => "job_name",
+            TelemetryColumn::TestName => "test_name",
+            TelemetryColumn::JobId => "job_id",
+            TelemetryColumn::NodeId => "node_id",
+            TelemetryColumn::Tree => "tree",
+            TelemetryColumn::Branch => "branch",
+            TelemetryColumn::Arch => "arch",
+            TelemetryColumn::Result => "result",
+            TelemetryColumn::ErrorType => "error_type",
+            TelemetryColumn::ErrorMsg => "error_msg",
+        }
+    }
+
+    /// The column for an event field name, if it is a text column.
+    pub fn from_field(name: &str) -> Option<TelemetryColumn> {
+        TelemetryColumn::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Which telemetry events a query selects; every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetryFilter {
+    /// Exact matches on text columns.
+    pub equals: Vec<(TelemetryColumn, String)>,
+    /// `kind` is one of these (empty: any kind).
+    pub kinds: Vec<TelemetryKind>,
+    /// Exact `retry`.
+    pub retry: Option<i64>,
+    /// Exact `is_infra_error`.
+    pub is_infra_error: Option<bool>,
+    /// `ts >= since`.
+    pub since: Option<Timestamp>,
+    /// `ts <= until`.
+    pub until: Option<Timestamp>,
+}
+
+/// `GET /telemetry`: a filter and a page (oldest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TelemetryQuery {
+    /// Which events.
+    pub filter: TelemetryFilter,
+    /// Which page.
+    pub page: Page,
 }
