@@ -234,6 +234,9 @@ pub enum FilterError {
     /// A bad integer.
     #[error("invalid literal for int() with base 10: '{0}'")]
     Int(String),
+    /// An integer that does not fit in 64 bits.
+    #[error("Integer out of range (64-bit): '{0}'")]
+    IntRange(String),
     /// A bad boolean.
     #[error("Invalid boolean value for {field}: '{value}', use 'true' or 'false'")]
     Bool {
@@ -362,11 +365,15 @@ fn check_regex(p: &str) -> Result<(), FilterError> {
             reason: "pattern too long".into(),
         });
     }
-    regex::Regex::new(p)
+    regex::Regex::new(p).map_err(|e| FilterError::Regex {
+        pattern: p.into(),
+        reason: e.to_string().lines().last().unwrap_or("").trim().into(),
+    })?;
+    crate::regex_filter::postgres_pattern(p)
         .map(|_| ())
-        .map_err(|e| FilterError::Regex {
+        .map_err(|reason| FilterError::Regex {
             pattern: p.into(),
-            reason: e.to_string().lines().last().unwrap_or("").trim().into(),
+            reason,
         })
 }
 
@@ -422,10 +429,9 @@ fn single_value(
             } else if !has_op && raw.eq_ignore_ascii_case("false") {
                 Ok(Value::Bool(false))
             } else if has_op && !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
-                match raw.parse() {
-                    Ok(n) => Ok(Value::Int(n)),
-                    Err(_) => Ok(Value::Str(raw.into())),
-                }
+                raw.parse()
+                    .map(Value::Int)
+                    .map_err(|_| FilterError::IntRange(raw.into()))
             } else {
                 Ok(Value::Str(raw.into()))
             }

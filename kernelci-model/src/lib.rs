@@ -11,6 +11,7 @@ pub mod event;
 pub mod filter;
 pub mod id;
 pub mod node;
+pub mod regex_filter;
 pub mod telemetry;
 pub mod time;
 pub mod user;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{FieldError, InputError};
+use crate::error::{FieldError, InputError, Loc};
 use crate::id::ObjectId;
 use crate::time::{self, Timestamp};
 
@@ -302,10 +302,14 @@ impl<'a> Fields<'a> {
     }
 
     fn err(&mut self, key: &str, kind: &str, msg: &str, input: &Value) {
-        let mut loc = self.loc.clone();
-        loc.push(key.to_string());
+        self.err_at(vec![Loc::Key(key.to_string())], kind, msg, input);
+    }
+
+    fn err_at(&mut self, suffix: Vec<Loc>, kind: &str, msg: &str, input: &Value) {
+        let mut loc: Vec<Loc> = self.loc.iter().cloned().map(Loc::Key).collect();
+        loc.extend(suffix);
         self.errors
-            .push(FieldError::new(kind, loc, msg, input.clone()));
+            .push(FieldError::at(kind, loc, msg, input.clone()));
     }
 
     pub(crate) fn required_str(&mut self, key: &str) -> String {
@@ -348,8 +352,8 @@ impl<'a> Fields<'a> {
                     match item {
                         Value::String(s) => out.push(s.clone()),
                         v => {
-                            let k = format!("{key}.{i}");
-                            self.err(&k, "string_type", "Input should be a valid string", v);
+                            let at = vec![Loc::Key(key.to_string()), Loc::Index(i)];
+                            self.err_at(at, "string_type", "Input should be a valid string", v);
                         }
                     }
                 }
@@ -471,13 +475,16 @@ impl<'a> Fields<'a> {
             Some(Value::Object(m)) => {
                 let mut out = BTreeMap::new();
                 for (name, v) in m {
-                    let k = format!("{key}.{name}");
+                    let at = || vec![Loc::Key(key.to_string()), Loc::Key(name.clone())];
                     match v.as_str().map(normalize_http_url) {
                         Some(Ok(u)) => {
                             out.insert(name.clone(), u);
                         }
-                        Some(Err(msg)) => self.err(&k, "url_parsing", &msg, v),
-                        None => self.err(&k, "url_type", "URL input should be a string or URL", v),
+                        Some(Err(msg)) => self.err_at(at(), "url_parsing", &msg, v),
+                        None => {
+                            let msg = "URL input should be a string or URL";
+                            self.err_at(at(), "url_type", msg, v)
+                        }
                     }
                 }
                 Some(out)
@@ -871,7 +878,7 @@ mod tests {
         let Err(InputError::Body(errs)) = NodeInput::from_json(&body, now()) else {
             panic!("expected body errors")
         };
-        let locs: Vec<String> = errs.iter().map(|e| e.loc.join(".")).collect();
+        let locs: Vec<String> = errs.iter().map(|e| crate::error::dotted(&e.loc)).collect();
         assert!(locs.contains(&"body.name".to_string()), "{locs:?}");
         assert!(locs.contains(&"body.path".to_string()));
         assert!(locs.contains(&"body.retry_counter".to_string()));

@@ -121,6 +121,8 @@ pub struct TestApp {
     pub admin_token: String,
     /// Where mail goes.
     pub mail_dir: std::path::PathBuf,
+    /// The server's state (to run housekeeping rounds in tests).
+    pub state: AppState,
     server: tokio::task::JoinHandle<()>,
     _mail: tempfile::TempDir,
     /// The database (dropped last).
@@ -188,7 +190,7 @@ impl TestApp {
             mailer: Arc::new(FileMailer::new(mail.path())),
             metrics: Arc::new(Metrics::default()),
         };
-        let app = kernelci_api::router(state, opts.unprefixed);
+        let app = kernelci_api::router(state.clone(), opts.unprefixed);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -207,6 +209,7 @@ impl TestApp {
             keys,
             admin_token: String::new(),
             mail_dir: mail.path().to_path_buf(),
+            state,
             server,
             _mail: mail,
             db,

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use kernelci_model::User;
+use kernelci_model::error::{FieldError, Loc};
 use serde_json::Value;
 
 use crate::AppState;
@@ -40,14 +41,52 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 Value::Null,
             ));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::invalid_field(
                 &["body", &e.column().to_string()],
                 "json_invalid",
                 &format!("JSON decode error: {e}"),
                 Value::Object(Default::default()),
             )
-        })
+        })?;
+        reject_nul(&value, &mut vec![Loc::Key("body".into())])?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// PostgreSQL text cannot hold NUL characters, so no input may carry one (on any backend):
+/// a 422 naming the first offending string or key.
+pub(crate) fn reject_nul(v: &Value, at: &mut Vec<Loc>) -> ApiResult<()> {
+    let fail = |at: &[Loc], input: &Value| {
+        Err(ApiError::Validation(vec![FieldError::at(
+            "string_nul",
+            at.to_vec(),
+            "String should not contain NUL characters",
+            input.clone(),
+        )]))
+    };
+    match v {
+        Value::String(s) if s.contains('\0') => fail(at, v),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                at.push(Loc::Index(i));
+                reject_nul(item, at)?;
+                at.pop();
+            }
+            Ok(())
+        }
+        Value::Object(m) => {
+            for (k, item) in m {
+                at.push(Loc::Key(k.clone()));
+                if k.contains('\0') {
+                    return fail(at, &Value::from(k.as_str()));
+                }
+                reject_nul(item, at)?;
+                at.pop();
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -77,9 +116,12 @@ impl<S: Send + Sync> FromRequest<S> for FormBody {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req).await?;
-        Ok(FormBody(
-            form_urlencoded::parse(&bytes).into_owned().collect(),
-        ))
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+        for (k, v) in &pairs {
+            let mut at = vec![Loc::Key("body".into()), Loc::Key(k.clone())];
+            reject_nul(&Value::from(v.as_str()), &mut at)?;
+        }
+        Ok(FormBody(pairs))
     }
 }
 

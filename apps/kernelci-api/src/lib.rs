@@ -162,6 +162,7 @@ pub fn router(state: AppState, unprefixed: bool) -> Router {
         app = app.merge(routes());
     }
     app.fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -169,12 +170,22 @@ pub fn router(state: AppState, unprefixed: bool) -> Router {
         .with_state(state)
 }
 
+/// Count requests; refuse URLs carrying NUL characters (`%00`), which no backend may store.
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     state
         .metrics
         .http_requests_total
         .fetch_add(1, Ordering::Relaxed);
+    if req.uri().to_string().contains("%00") {
+        return ApiError::bad_request("NUL characters (%00) are not allowed in URLs")
+            .into_response();
+    }
     next.run(req).await
+}
+
+/// Starlette's JSON 405.
+async fn method_not_allowed() -> Response {
+    ApiError::Detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed".into()).into_response()
 }
 
 /// `/vN/...` other than v0 is a 400 in plain text; a trailing slash redirects (307) to the
@@ -214,37 +225,41 @@ pub async fn housekeeping(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = time::now();
-        let stale = now - chrono::TimeDelta::minutes(15);
-        match state.store.drop_stale_subscriptions(stale).await {
+        housekeeping_once(&state).await;
+    }
+}
+
+/// One round of [`housekeeping`]; failures are logged and retried next round.
+pub async fn housekeeping_once(state: &AppState) {
+    let now = time::now();
+    let stale = now - chrono::TimeDelta::minutes(15);
+    match state.store.drop_stale_subscriptions(stale).await {
+        Ok(n) => {
+            state
+                .metrics
+                .subscriptions_cleaned
+                .fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!("subscription cleanup failed: {e}"),
+    }
+    let ttl = chrono::TimeDelta::from_std(state.config.event_ttl).unwrap_or_default();
+    match state.store.purge_events(now - ttl).await {
+        Ok(n) => {
+            state.metrics.events_purged.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!("event purge failed: {e}"),
+    }
+    let telemetry_cutoff = now - chrono::TimeDelta::days(kernelci_model::telemetry::RETENTION_DAYS);
+    if let Err(e) = state.store.purge_telemetry(telemetry_cutoff).await {
+        tracing::warn!("telemetry purge failed: {e}");
+    }
+    if let Some(age) = state.config.node_purge_age {
+        let age = chrono::TimeDelta::from_std(age).unwrap_or_default();
+        match state.store.purge_nodes(now - age).await {
             Ok(n) => {
-                state
-                    .metrics
-                    .subscriptions_cleaned
-                    .fetch_add(n, Ordering::Relaxed);
+                state.metrics.nodes_purged.fetch_add(n, Ordering::Relaxed);
             }
-            Err(e) => tracing::warn!("subscription cleanup failed: {e}"),
-        }
-        let ttl = chrono::TimeDelta::from_std(state.config.event_ttl).unwrap_or_default();
-        match state.store.purge_events(now - ttl).await {
-            Ok(n) => {
-                state.metrics.events_purged.fetch_add(n, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!("event purge failed: {e}"),
-        }
-        let telemetry_cutoff =
-            now - chrono::TimeDelta::days(kernelci_model::telemetry::RETENTION_DAYS);
-        if let Err(e) = state.store.purge_telemetry(telemetry_cutoff).await {
-            tracing::warn!("telemetry purge failed: {e}");
-        }
-        if let Some(age) = state.config.node_purge_age {
-            let age = chrono::TimeDelta::from_std(age).unwrap_or_default();
-            match state.store.purge_nodes(now - age).await {
-                Ok(n) => {
-                    state.metrics.nodes_purged.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => tracing::warn!("node purge failed: {e}"),
-            }
+            Err(e) => tracing::warn!("node purge failed: {e}"),
         }
     }
 }

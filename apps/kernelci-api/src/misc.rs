@@ -75,6 +75,9 @@ pub(crate) async fn kv_set(
             )
         })?)
     };
+    if let Some(v) = &value {
+        crate::extract::reject_nul(v, &mut vec![kernelci_model::error::Loc::Key("body".into())])?;
+    }
     match value {
         None | Some(Value::Null) => state.store.kv_delete(&namespace, &key).await?,
         Some(Value::String(s)) if s.is_empty() => state.store.kv_delete(&namespace, &key).await?,

@@ -171,7 +171,7 @@ const INSERT_NODE: &str = "INSERT INTO nodes (id, kind, name, grp, parent, state
 const UPDATE_NODE: &str = "UPDATE nodes SET id = ?, kind = ?, name = ?, grp = ?, parent = ?, \
      state = ?, result = ?, owner = ?, submitter = ?, treeid = ?, created = ?, updated = ?, \
      timeout = ?, holdoff = ?, retry_counter = ?, kcidb_flag = ?, doc = ?{json} WHERE id = ?";
-const EVENT_COLUMNS: &str = "seq, id, ts, channel, owner, data{text} AS data, envelope";
+const EVENT_COLUMNS: &str = "seq, id, ts, channel, owner, envelope";
 const SUB_COLUMNS: &str =
     "id, channel, username, promiscuous, subscriber_id, cursor, pending, created, last_poll";
 const USER_COLUMNS: &str =
@@ -430,20 +430,22 @@ macro_rules! sql_store {
             }
 
             fn event_from_row(row: &<<Self as BackendDb>::Db as sqlx::Database>::Row) -> Result<StoredEvent> {
-                let data: String = row.try_get("data")?;
+                // The payload is served from the envelope text, which keeps the key order
+                // it was published with (the `data` column is JSONB on PostgreSQL and only
+                // serves filters).
                 let envelope: String = row.try_get("envelope")?;
                 let envelope = match serde_json::from_str(&envelope) {
                     Ok(serde_json::Value::Object(m)) => m,
                     _ => return Err(StoreError::Corrupt("event envelope".into())),
                 };
+                let data = envelope.get("data").cloned().unwrap_or(serde_json::Value::Null);
                 Ok(StoredEvent {
                     seq: row.try_get("seq")?,
                     id: row.try_get("id")?,
                     timestamp: time::from_micros(row.try_get("ts")?),
                     channel: row.try_get("channel")?,
                     owner: row.try_get("owner")?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| StoreError::Corrupt(format!("event data: {e}")))?,
+                    data,
                     envelope,
                 })
             }

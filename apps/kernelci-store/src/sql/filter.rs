@@ -89,7 +89,7 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
                 }
             }
             (Op::Re, Value::Str(p)) => {
-                let ph = args.push(Arg::Str(p.clone()));
+                let ph = args.push(Arg::Str(regex_arg(args.dialect, p)));
                 let cast = if ty == ColumnType::Text {
                     col.to_string()
                 } else {
@@ -123,6 +123,15 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
         Op::Ne => format!("NOT ({})", positive(Op::Eq, args)),
         Op::Nin => format!("NOT ({})", positive(Op::In, args)),
         op => positive(op, args),
+    }
+}
+
+/// The pattern as the dialect spells it (validated by the model's filter parser).
+fn regex_arg(d: Dialect, pattern: &str) -> String {
+    match d {
+        Dialect::Sqlite => pattern.to_string(),
+        Dialect::Postgres => kernelci_model::regex_filter::postgres_pattern(pattern)
+            .unwrap_or_else(|_| pattern.to_string()),
     }
 }
 
@@ -165,7 +174,7 @@ fn scalar_pred(d: Dialect, val: &str, ty: &str, op: Op, v: &Value, args: &mut Ar
     };
     match (d, op, v) {
         (_, Op::Re, Value::Str(p)) => {
-            let ph = args.push(Arg::Str(p.clone()));
+            let ph = args.push(Arg::Str(regex_arg(args.dialect, p)));
             match d {
                 Dialect::Sqlite => format!("({ty} = 'text' AND {val} REGEXP {ph})"),
                 Dialect::Postgres => format!("({ty} = 'string' AND ({val} #>> '{{}}') ~ {ph})"),
