@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kernelci_api::{ApiConfig, AppState, JwtKeys, Metrics, mail::FileMailer};
+use kernelci_api::{ApiConfig, AppState, JwtKeys, mail::FileMailer};
 use kernelci_model::{ObjectId, User};
 use kernelci_store::Store;
 use serde_json::Value;
@@ -183,13 +183,10 @@ impl TestApp {
             keep_alive: opts.keep_alive,
             ..ApiConfig::default()
         };
-        let state = AppState {
-            store: store.clone(),
-            keys: keys.clone(),
-            config: Arc::new(config),
-            mailer: Arc::new(FileMailer::new(mail.path())),
-            metrics: Arc::new(Metrics::default()),
-        };
+        let mailer = Arc::new(FileMailer::new(mail.path()));
+        let state = AppState::new(store.clone(), keys.clone(), config, mailer)
+            .await
+            .expect("state");
         let app = kernelci_api::router(state.clone(), opts.unprefixed);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

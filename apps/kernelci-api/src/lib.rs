@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 mod events;
 pub mod extract;
+pub mod fanout;
 mod html;
 pub mod mail;
 mod misc;
@@ -94,6 +95,28 @@ pub struct AppState {
     pub mailer: Arc<dyn mail::Mailer>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The in-memory follower of the events table that `/listen` reads from.
+    pub fanout: Arc<fanout::Fanout>,
+}
+
+impl AppState {
+    /// State over `store`; starts the event follower (needs a Tokio runtime).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        keys: JwtKeys,
+        config: ApiConfig,
+        mailer: Arc<dyn mail::Mailer>,
+    ) -> kernelci_store::Result<AppState> {
+        let fanout = fanout::Fanout::start(store.clone()).await?;
+        Ok(AppState {
+            store,
+            keys,
+            config: Arc::new(config),
+            mailer,
+            metrics: Arc::new(Metrics::default()),
+            fanout,
+        })
+    }
 }
 
 /// The group that may edit any node; created at start-up like upstream.

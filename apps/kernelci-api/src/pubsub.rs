@@ -6,6 +6,7 @@
 //! implicitly on their next `/listen`, so an event is redelivered if the consumer died before
 //! polling again (at-least-once); plain subscriptions advance at delivery, as upstream.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AdminUser, CurrentUser, JsonBody, QueryPairs};
+use crate::fanout::Lookup;
 
 /// Listeners re-check the database at least this often, even without a wake-up.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -113,15 +115,31 @@ pub(crate) async fn listen(
     let owner = (!sub.promiscuous).then_some(user.username.as_str());
     let mut cursor = sub.cursor.max(sub.pending.unwrap_or(0));
     let durable = sub.subscriber_id.is_some();
-    let mut wake = state.store.wakeup().subscribe();
+    let mut changed = state.fanout.subscribe();
     let deadline = Instant::now() + state.config.keep_alive;
     loop {
-        wake.borrow_and_update();
-        // Everything up to `horizon` is committed (sequence ids become visible in commit
-        // order), so when nothing qualifies the cursor may skip past other channels' and
-        // other owners' events instead of scanning them again on every poll.
-        let horizon = state.store.last_event_seq().await?;
-        if let Some(ev) = state.store.next_event(&sub.channel, cursor, owner).await? {
+        changed.borrow_and_update();
+        let found = match state.fanout.next(&sub.channel, cursor, owner) {
+            Lookup::Found(ev) => Some(ev),
+            Lookup::NothingUpTo(horizon) => {
+                cursor = cursor.max(horizon);
+                None
+            }
+            Lookup::Miss => {
+                // Older than the in-memory window (a durable subscriber catching up).
+                // Everything up to `horizon` is committed (ids become visible in commit
+                // order), so the cursor may skip other channels' and owners' events.
+                let horizon = state.store.last_event_seq().await?;
+                match state.store.next_event(&sub.channel, cursor, owner).await? {
+                    Some(ev) => Some(Arc::new(ev)),
+                    None => {
+                        cursor = cursor.max(horizon);
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(ev) = found {
             let (new_cursor, pending) = if durable {
                 (cursor, Some(ev.seq))
             } else {
@@ -135,12 +153,11 @@ pub(crate) async fn listen(
             envelope.insert("_sequence_id".into(), ev.seq.into());
             return Ok(message(&sub.channel, &Value::Object(envelope)));
         }
-        cursor = cursor.max(horizon);
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        let _ = tokio::time::timeout(left.min(RECHECK), wake.changed()).await;
+        let _ = tokio::time::timeout(left.min(RECHECK), changed.changed()).await;
     }
     state
         .store

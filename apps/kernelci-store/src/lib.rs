@@ -94,6 +94,8 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         owner: Option<&str>,
     ) -> Result<Option<StoredEvent>>;
+    /// Events on every channel after `after`, oldest first, at most `limit`.
+    async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>>;
     /// The highest sequence id so far (0 when empty).
     async fn last_event_seq(&self) -> Result<i64>;
     /// Event history query (`GET /events`).

@@ -775,32 +775,44 @@ macro_rules! sql_store {
             }
 
             async fn advance_subscription(&self, id: i64, cursor: i64, pending: Option<i64>, now: Timestamp) -> Result<()> {
+                // Two autocommit statements: cursors only move forward, so no transaction is
+                // needed, and plain subscriptions (the common case) cost one write.
                 let now = time::to_micros(&now);
-                let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query(self.sql(
+                let durable: Option<Option<String>> = sqlx::query_scalar(self.sql(
                     "UPDATE subscriptions SET cursor = CASE WHEN cursor < ? THEN ? ELSE cursor END, \
-                     pending = ?, last_poll = ? WHERE id = ?",
+                     pending = ?, last_poll = ? WHERE id = ? RETURNING subscriber_id",
                 ))
                 .bind(cursor)
                 .bind(cursor)
                 .bind(pending)
                 .bind(now)
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
-                sqlx::query(self.sql(
-                    "UPDATE subscriber_state SET last_event_id = CASE WHEN last_event_id < ? THEN ? \
-                     ELSE last_event_id END, last_poll = ? WHERE subscriber_id = \
-                     (SELECT subscriber_id FROM subscriptions WHERE id = ?)",
-                ))
-                .bind(cursor)
-                .bind(cursor)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                if let Some(Some(subscriber_id)) = durable {
+                    sqlx::query(self.sql(
+                        "UPDATE subscriber_state SET last_event_id = CASE WHEN last_event_id < ? \
+                         THEN ? ELSE last_event_id END, last_poll = ? WHERE subscriber_id = ?",
+                    ))
+                    .bind(cursor)
+                    .bind(cursor)
+                    .bind(now)
+                    .bind(subscriber_id)
+                    .execute(&self.pool)
+                    .await?;
+                }
                 Ok(())
+            }
+
+            async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+                let rows = sqlx::query(self.sql(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"
+                )))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::event_from_row).collect()
             }
 
             async fn unsubscribe(&self, id: i64) -> Result<bool> {

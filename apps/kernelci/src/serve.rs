@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use kernelci_api::{ApiConfig, AppState, Metrics, mail::FileMailer};
+use kernelci_api::{ApiConfig, AppState, mail::FileMailer};
 use kernelci_store::Store;
 
 use crate::admin;
@@ -61,13 +61,8 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
         public_base_url: args.public_base_url.clone(),
         ..ApiConfig::default()
     };
-    let state = AppState {
-        store: store.clone(),
-        keys,
-        config: Arc::new(config),
-        mailer: Arc::new(FileMailer::new(args.store.data_dir.join("mail"))),
-        metrics: Arc::new(Metrics::default()),
-    };
+    let mailer = Arc::new(FileMailer::new(args.store.data_dir.join("mail")));
+    let state = AppState::new(store.clone(), keys, config, mailer).await?;
     let app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {

@@ -81,11 +81,7 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
                 if phs.is_empty() {
                     "1=0".into()
                 } else {
-                    format!(
-                        "COALESCE({col} IN ({}), {})",
-                        phs.join(", "),
-                        falsy(args.dialect)
-                    )
+                    format!("{col} IN ({})", phs.join(", "))
                 }
             }
             (Op::Re, Value::Str(p)) => {
@@ -96,8 +92,8 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
                     format!("CAST({col} AS TEXT)")
                 };
                 match args.dialect {
-                    Dialect::Sqlite => format!("COALESCE({cast} REGEXP {ph}, 0)"),
-                    Dialect::Postgres => format!("COALESCE({cast} ~ {ph}, false)"),
+                    Dialect::Sqlite => format!("{cast} REGEXP {ph}"),
+                    Dialect::Postgres => format!("{cast} ~ {ph}"),
                 }
             }
             (op, v) => match col_arg(ty, v) {
@@ -111,17 +107,15 @@ fn render_col(col: &str, ty: ColumnType, op: Op, value: &Value, args: &mut Args)
                         Op::Gte => ">=",
                         _ => "=",
                     };
-                    format!(
-                        "COALESCE({col}{collate} {sym} {ph}, {})",
-                        falsy(args.dialect)
-                    )
+                    format!("{col}{collate} {sym} {ph}")
                 }
             },
         }
     };
+    let f = falsy(args.dialect);
     match op {
-        Op::Ne => format!("NOT ({})", positive(Op::Eq, args)),
-        Op::Nin => format!("NOT ({})", positive(Op::In, args)),
+        Op::Ne => format!("NOT COALESCE({}, {f})", positive(Op::Eq, args)),
+        Op::Nin => format!("NOT COALESCE({}, {f})", positive(Op::In, args)),
         op => positive(op, args),
     }
 }
@@ -176,14 +170,14 @@ fn scalar_pred(d: Dialect, val: &str, ty: &str, op: Op, v: &Value, args: &mut Ar
         (_, Op::Re, Value::Str(p)) => {
             let ph = args.push(Arg::Str(regex_arg(args.dialect, p)));
             match d {
-                Dialect::Sqlite => format!("({ty} = 'text' AND {val} REGEXP {ph})"),
+                Dialect::Sqlite => format!("({val} REGEXP {ph} AND +{ty} = 'text')"),
                 Dialect::Postgres => format!("({ty} = 'string' AND ({val} #>> '{{}}') ~ {ph})"),
             }
         }
         (_, Op::Re, _) => "1=0".into(),
         (Dialect::Sqlite, _, Value::Str(s)) => {
             let ph = args.push(Arg::Str(s.clone()));
-            format!("({ty} = 'text' AND {val} {sym} {ph})")
+            format!("({val} {sym} {ph} AND +{ty} = 'text')")
         }
         (Dialect::Postgres, _, Value::Str(s)) => {
             let ph = args.push(Arg::Str(s.clone()));
@@ -191,7 +185,7 @@ fn scalar_pred(d: Dialect, val: &str, ty: &str, op: Op, v: &Value, args: &mut Ar
         }
         (Dialect::Sqlite, _, Value::Int(n)) => {
             let ph = args.push(Arg::I64(*n));
-            format!("({ty} IN ('integer', 'real') AND {val} {sym} {ph})")
+            format!("({val} {sym} {ph} AND +{ty} IN ('integer', 'real'))")
         }
         (Dialect::Postgres, _, Value::Int(n)) => {
             let ph = args.push(Arg::I64(*n));
@@ -223,8 +217,11 @@ fn any_match(doc: &str, path: &[String], op: Op, v: &Value, args: &mut Args) -> 
             let ty = format!("json_type({doc}, {p})");
             let direct = scalar_pred(d, &format!("json_extract({doc}, {p})"), &ty, op, v, args);
             let elem = scalar_pred(d, "je.value", "je.type", op, v, args);
+            // `direct` only holds for scalars (it checks the JSON type), so an OR replaces the
+            // CASE; each arm is then usable with the expression indexes on hot paths
+            // (`json_extract` for the value, `json_type` for the rare array case).
             format!(
-                "COALESCE(CASE WHEN {ty} = 'array' THEN EXISTS (SELECT 1 FROM json_each({doc}, {p}) AS je WHERE {elem}) ELSE {direct} END, 0)"
+                "({direct} OR ({ty} = 'array' AND EXISTS (SELECT 1 FROM json_each({doc}, {p}) AS je WHERE {elem})))"
             )
         }
         Dialect::Postgres => {
@@ -232,7 +229,7 @@ fn any_match(doc: &str, path: &[String], op: Op, v: &Value, args: &mut Args) -> 
             let direct = scalar_pred(d, &j, &format!("jsonb_typeof({j})"), op, v, args);
             let elem = scalar_pred(d, "je.x", "jsonb_typeof(je.x)", op, v, args);
             format!(
-                "COALESCE(CASE WHEN jsonb_typeof({j}) = 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements({j}) AS je(x) WHERE {elem}) ELSE {direct} END, false)"
+                "(CASE WHEN jsonb_typeof({j}) = 'array' THEN EXISTS (SELECT 1 FROM jsonb_array_elements({j}) AS je(x) WHERE {elem}) ELSE {direct} END)"
             )
         }
     }
@@ -255,7 +252,10 @@ fn render_doc(doc: &str, path: &[String], op: Op, value: &Value, args: &mut Args
             (Op::In | Op::Nin, Value::List(items)) => {
                 let ors: Vec<String> = items
                     .iter()
-                    .map(|v| any_match(doc, path, Op::Eq, v, args))
+                    .map(|v| match d {
+                        Dialect::Postgres => contains(doc, path, v, args),
+                        Dialect::Sqlite => any_match(doc, path, Op::Eq, v, args),
+                    })
                     .collect();
                 if ors.is_empty() {
                     "1=0".into()
@@ -263,27 +263,31 @@ fn render_doc(doc: &str, path: &[String], op: Op, value: &Value, args: &mut Args
                     format!("({})", ors.join(" OR "))
                 }
             }
-            (Op::Eq | Op::Ne, v) if d == Dialect::Postgres => {
-                // Containment is GIN-indexable and has the same any-element semantics.
-                let lit = containment(path, v);
-                let wrapped = containment(path, &Value::List(vec![v.clone()]));
-                match (lit, wrapped) {
-                    (Some(a), Some(b)) => {
-                        let pa = args.push(Arg::Str(a));
-                        let pb = args.push(Arg::Str(b));
-                        format!("({doc} @> {pa}::jsonb OR {doc} @> {pb}::jsonb)")
-                    }
-                    _ => any_match(doc, path, Op::Eq, v, args),
-                }
-            }
+            (Op::Eq | Op::Ne, v) if d == Dialect::Postgres => contains(doc, path, v, args),
             (Op::Ne, v) => any_match(doc, path, Op::Eq, v, args),
             (op, v) => any_match(doc, path, op, v, args),
         }
     };
+    let f = falsy(args.dialect);
     match op {
-        Op::Ne => format!("NOT ({})", positive(Op::Eq, args)),
-        Op::Nin => format!("NOT ({})", positive(Op::In, args)),
+        Op::Ne => format!("NOT COALESCE({}, {f})", positive(Op::Eq, args)),
+        Op::Nin => format!("NOT COALESCE({}, {f})", positive(Op::In, args)),
         op => positive(op, args),
+    }
+}
+
+/// PostgreSQL equality on a document path as JSONB containment: GIN-indexable, and with the
+/// same any-element semantics (`{"p": v}` or `{"p": [v]}`).
+fn contains(doc: &str, path: &[String], v: &Value, args: &mut Args) -> String {
+    let lit = containment(path, v);
+    let wrapped = containment(path, &Value::List(vec![v.clone()]));
+    match (lit, wrapped) {
+        (Some(a), Some(b)) => {
+            let pa = args.push(Arg::Str(a));
+            let pb = args.push(Arg::Str(b));
+            format!("({doc} @> {pa}::jsonb OR {doc} @> {pb}::jsonb)")
+        }
+        _ => any_match(doc, path, Op::Eq, v, args),
     }
 }
 

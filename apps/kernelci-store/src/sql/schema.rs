@@ -78,6 +78,14 @@ const SQLITE: &[(i64, &[&str])] = &[
             "CREATE INDEX telemetry_ts ON telemetry(ts)",
         ],
     ),
+    (
+        3,
+        // The array arm of document-path filters, for the hot paths (see sql/filter.rs).
+        &[
+            "CREATE INDEX nodes_commit_type ON nodes(json_type(doc, '$.\"data\".\"kernel_revision\".\"commit\"'))",
+            "CREATE INDEX nodes_tree_type ON nodes(json_type(doc, '$.\"data\".\"kernel_revision\".\"tree\"'))",
+        ],
+    ),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
