@@ -16,9 +16,22 @@ use serde_json::Value;
 /// The variable naming the PostgreSQL server used by the PostgreSQL pass.
 pub const PG_ENV: &str = "KERNELCI_TEST_DATABASE_URL";
 
+/// The variable naming a PostgreSQL server for the tests that always need one beside
+/// SQLite (backend equivalence, two processes on one database), whatever the pass.
+pub const PG_SERVER_ENV: &str = "KERNELCI_TEST_PG";
+
 /// Whether this run targets PostgreSQL.
 pub fn pg_base_url() -> Option<String> {
     std::env::var(PG_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// A PostgreSQL server for the tests that compare or combine backends: [`PG_SERVER_ENV`],
+/// else [`PG_ENV`].
+pub fn pg_server_url() -> Option<String> {
+    std::env::var(PG_SERVER_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(pg_base_url)
 }
 
 /// Whether we run under CI (where nothing may be skipped for a missing service).

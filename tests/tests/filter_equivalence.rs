@@ -1,10 +1,10 @@
 //! Property test: random node filters give the same nodes on SQLite, on PostgreSQL (when
-//! `KERNELCI_TEST_DATABASE_URL` is set; required under CI) and in the in-memory reference
+//! `KERNELCI_TEST_PG` or `KERNELCI_TEST_DATABASE_URL` is set; required under CI) and in the in-memory reference
 //! evaluator of `kernelci_model::filter`.
 
 use kernelci_model::{Node, NodeFilter, NodeInput, ObjectId, time};
 use kernelci_store::{Page, Store};
-use kernelci_tests::{TestDb, in_ci, pg_base_url};
+use kernelci_tests::{TestDb, in_ci, pg_server_url};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -185,15 +185,13 @@ fn random_filters_agree_across_backends_and_reference() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let nodes = corpus();
     let (sqlite_db, pg_db) = rt.block_on(async {
-        let pg = match pg_base_url() {
+        let pg = match pg_server_url() {
             Some(base) => Some(TestDb::postgres(&base).await),
-            None if in_ci() => panic!(
-                "under CI the PostgreSQL side of this test must run: set KERNELCI_TEST_DATABASE_URL"
-            ),
+            None if in_ci() => {
+                panic!("under CI the PostgreSQL side of this test must run: set KERNELCI_TEST_PG")
+            }
             None => {
-                eprintln!(
-                    "KERNELCI_TEST_DATABASE_URL unset: comparing SQLite with the reference only"
-                );
+                eprintln!("KERNELCI_TEST_PG unset: comparing SQLite with the reference only");
                 None
             }
         };

@@ -223,7 +223,17 @@ impl FromRequestParts<AppState> for CurrentUser {
             .keys
             .verify_access(token)
             .map_err(|_| ApiError::unauthorized())?;
-        match state.store.get_user(&id).await? {
+        let user = match state.users.get(&id) {
+            Some(user) => Some(user),
+            None => {
+                let user = state.store.get_user(&id).await?;
+                if let Some(u) = &user {
+                    state.users.put(u);
+                }
+                user
+            }
+        };
+        match user {
             Some(user) if user.is_active => Ok(CurrentUser(user)),
             _ => Err(ApiError::unauthorized()),
         }

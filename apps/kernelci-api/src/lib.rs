@@ -15,6 +15,7 @@ mod misc;
 mod nodes;
 mod pubsub;
 mod telemetry;
+mod user_cache;
 mod users;
 
 use std::sync::Arc;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The in-memory follower of the events table that `/listen` reads from.
     pub fanout: Arc<fanout::Fanout>,
+    /// Recently authenticated users.
+    pub users: Arc<user_cache::UserCache>,
 }
 
 impl AppState {
@@ -115,6 +118,7 @@ impl AppState {
             mailer,
             metrics: Arc::new(Metrics::default()),
             fanout,
+            users: Arc::default(),
         })
     }
 }

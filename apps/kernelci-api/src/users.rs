@@ -673,6 +673,7 @@ async fn authenticate(state: &AppState, login: &str, password: &str) -> ApiResul
     if let Some(rehash) = verified.rehash {
         user.hashed_password = rehash;
         state.store.update_user(&user).await?;
+        state.users.forget(&user.id);
     }
     Ok(Some(user))
 }
@@ -814,6 +815,7 @@ async fn save_update(
         .update_user(&user)
         .await
         .map_err(|e| update_conflict(e, &user.username))?;
+    state.users.forget(&user.id);
     Ok(user)
 }
 
@@ -865,6 +867,7 @@ async fn update_password(State(state): State<AppState>, form: FormBody) -> ApiRe
     if let Some(new_password) = form.get("new_password") {
         user.hashed_password = hash_blocking(new_password.to_string()).await?;
         state.store.update_user(&user).await?;
+        state.users.forget(&user.id);
     }
     Ok(Json(Value::Null))
 }
@@ -996,6 +999,7 @@ async fn accept_invite(
     user.hashed_password = hash_blocking(password).await?;
     user.is_verified = true;
     state.store.update_user(&user).await?;
+    state.users.forget(&user.id);
     Ok(Json(user.read()))
 }
 
@@ -1080,6 +1084,7 @@ async fn reset_password(
         .ok_or_else(|| ApiError::bad_request(BAD_RESET_TOKEN))?;
     user.hashed_password = hash_blocking(password).await?;
     state.store.update_user(&user).await?;
+    state.users.forget(&user.id);
     notify_password_changed(&state, &user).await;
     Ok(Json(Value::Null))
 }
@@ -1200,7 +1205,11 @@ async fn delete_user(
     IdSegment(raw): IdSegment,
 ) -> ApiResult<StatusCode> {
     let deleted = match ObjectId::parse(&raw) {
-        Ok(id) => state.store.delete_user(&id).await?,
+        Ok(id) => {
+            let deleted = state.store.delete_user(&id).await?;
+            state.users.forget(&id);
+            deleted
+        }
         Err(_) => false,
     };
     if deleted {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{run, start};
-use kernelci_tests::{TestDb, in_ci, pg_base_url};
+use kernelci_tests::{TestDb, in_ci, pg_server_url};
 use serde_json::{Value, json};
 
 async fn get_json(client: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
@@ -163,12 +163,12 @@ fn startup_errors_are_clear() {
 /// to a listener on the other (LISTEN/NOTIFY wake-up, events table as the source of truth).
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_on_one_postgres_share_events() {
-    let Some(base) = pg_base_url() else {
+    let Some(base) = pg_server_url() else {
         assert!(
             !in_ci(),
-            "under CI this test must run: set KERNELCI_TEST_DATABASE_URL"
+            "under CI this test must run: set KERNELCI_TEST_PG"
         );
-        eprintln!("skipped: KERNELCI_TEST_DATABASE_URL is not set");
+        eprintln!("skipped: KERNELCI_TEST_PG is not set");
         return;
     };
     let db = TestDb::postgres(&base).await;
