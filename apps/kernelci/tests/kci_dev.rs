@@ -161,3 +161,59 @@ async fn kci_dev_maestro_results_against_our_server() {
     let all = kci.results(&["--nodes", "--no-paginate", "--field", "name"]);
     assert_eq!(all.as_array().map(Vec::len), Some(4));
 }
+
+/// `kci-dev watch` follows a checkout's tree by `treeid` and exits with the test's verdict:
+/// 0 when it passed, 1 when it failed.
+#[tokio::test]
+async fn kci_dev_watch_reports_the_test_verdict() {
+    let Some(exe) = kci_dev() else {
+        assert!(!in_ci(), "under CI kci-dev must be installed (KCI_DEV)");
+        eprintln!("skipped: kci-dev not found (pip install kci-dev, or set KCI_DEV)");
+        return;
+    };
+    let data = tempfile::tempdir().expect("tmp");
+    let server = common::start("up", data.path(), &[], &[]);
+    let token = std::fs::read_to_string(data.path().join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
+    let client = reqwest::Client::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = format!(
+        "default_instance=\"local\"\n[local]\napi=\"{0}/\"\npipeline=\"{0}/\"\ntoken=\"{token}\"\n",
+        server.base
+    );
+    std::fs::write(dir.path().join(".kci-dev.toml"), config).expect("config");
+    let kci = Kci { exe, dir };
+    for (tree, verdict, expected_code) in [("t-pass", "pass", 0), ("t-fail", "fail", 1)] {
+        let checkout = post(
+            &client,
+            &server.base,
+            &token,
+            json!({"kind": "checkout", "name": "checkout",
+            "path": ["checkout"], "treeid": tree, "state": "available", "result": "pass"}),
+        )
+        .await;
+        let cid = checkout["id"].as_str().expect("id").to_string();
+        let kbuild = post(&client, &server.base, &token, json!({"kind": "kbuild", "name": "kbuild-gcc-12-x86",
+            "parent": cid, "path": ["checkout", "kbuild-gcc-12-x86"], "treeid": tree, "state": "done", "result": "pass"})).await;
+        let job = post(&client, &server.base, &token, json!({"kind": "job", "name": "baseline-x86", "parent": kbuild["id"],
+            "path": ["checkout", "kbuild-gcc-12-x86", "baseline-x86"], "treeid": tree, "state": "done", "result": verdict})).await;
+        post(&client, &server.base, &token, json!({"kind": "test", "name": "login", "group": "baseline-x86",
+            "parent": job["id"], "path": ["checkout", "kbuild-gcc-12-x86", "baseline-x86", "login"], "treeid": tree,
+            "state": "done", "result": verdict})).await;
+        let (code, out, err) = kci.run(&[
+            "watch",
+            "--nodeid",
+            &cid,
+            "--job-filter",
+            "baseline-x86",
+            "--test",
+            "login",
+        ]);
+        assert_eq!(
+            code, expected_code,
+            "watch on a {verdict}ed test: {out}{err}"
+        );
+    }
+}
