@@ -32,6 +32,9 @@ const MIGRATION_LOCK: i64 = 0x6b63_696d_6967;
 pub struct SqliteStore {
     pool: SqlitePool,
     wake: Wakeup,
+    /// SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
+    /// handler (which sleeps and retries) keeps write latency flat under concurrency.
+    write_gate: Option<tokio::sync::Mutex<()>>,
 }
 
 /// The scale-out store: PostgreSQL, with `LISTEN/NOTIFY` wake-ups across processes.
@@ -39,6 +42,8 @@ pub struct PgStore {
     pool: PgPool,
     wake: Wakeup,
     listener: tokio::task::AbortHandle,
+    /// Unused: PostgreSQL has row-level concurrency.
+    write_gate: Option<tokio::sync::Mutex<()>>,
 }
 
 impl Drop for PgStore {
@@ -72,8 +77,17 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             wake: Wakeup::default(),
+            write_gate: Some(tokio::sync::Mutex::new(())),
         };
         store.migrate().await.map_err(|e| open_error(url, e))?;
+        // Give the planner statistics (bounded work: at most ~400 rows sampled per index),
+        // so that it picks the selective index among several.
+        for pragma in ["PRAGMA analysis_limit = 400", "PRAGMA optimize = 0x10002"] {
+            sqlx::query(pragma)
+                .execute(&store.pool)
+                .await
+                .map_err(|e| open_error(url, e))?;
+        }
         Ok(store)
     }
 }
@@ -93,6 +107,7 @@ impl PgStore {
             pool,
             wake,
             listener: task.abort_handle(),
+            write_gate: None,
         };
         store.migrate().await.map_err(|e| open_error(url, e))?;
         Ok(store)
@@ -343,6 +358,14 @@ macro_rules! sql_store {
         impl $store {
             const DIALECT: Dialect = $dialect;
 
+            /// Queue behind other writers of this process (SQLite only).
+            async fn gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+                match &self.write_gate {
+                    Some(m) => Some(m.lock().await),
+                    None => None,
+                }
+            }
+
             fn sql(&self, s: &str) -> AssertSqlSafe<String> {
                 q(adapt(Self::DIALECT, s))
             }
@@ -355,7 +378,8 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?;
                 for (version, statements) in schema::migrations(Self::DIALECT) {
-                    let mut tx = self.pool.begin_with($begin).await?;
+                    let _gate = self.gate().await;
+                let mut tx = self.pool.begin_with($begin).await?;
                     if Self::DIALECT == Dialect::Postgres {
                         sqlx::query(q(format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")))
                             .execute(&mut *tx)
@@ -544,6 +568,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_node(&self, node: &Node, event: Option<&EventDraft>) -> Result<()> {
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 bind_all!(sqlx::query(self.sql(INSERT_NODE)), node_args(node)?)
                     .execute(&mut *tx)
@@ -564,6 +589,7 @@ macro_rules! sql_store {
             }
 
             async fn write_nodes(&self, writes: &[NodeWrite], event: Option<&EventDraft>) -> Result<()> {
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 for w in writes {
                     match w {
@@ -635,6 +661,7 @@ macro_rules! sql_store {
             }
 
             async fn publish(&self, event: &EventDraft) -> Result<StoredEvent> {
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let seq = self.write_event(&mut tx, event).await?;
                 let row = sqlx::query(self.sql(&format!(
@@ -700,6 +727,7 @@ macro_rules! sql_store {
             }
 
             async fn subscribe(&self, req: &SubscribeRequest) -> Result<Subscription> {
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
                     .fetch_one(&mut *tx)
@@ -778,6 +806,7 @@ macro_rules! sql_store {
                 // Two autocommit statements: cursors only move forward, so no transaction is
                 // needed, and plain subscriptions (the common case) cost one write.
                 let now = time::to_micros(&now);
+                let _gate = self.gate().await;
                 let durable: Option<Option<String>> = sqlx::query_scalar(self.sql(
                     "UPDATE subscriptions SET cursor = CASE WHEN cursor < ? THEN ? ELSE cursor END, \
                      pending = ?, last_poll = ? WHERE id = ? RETURNING subscriber_id",
@@ -841,6 +870,7 @@ macro_rules! sql_store {
             }
 
             async fn push(&self, list: &str, payload: &str) -> Result<()> {
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 sqlx::query(self.sql("INSERT INTO queue_items (list, payload) VALUES (?, ?)"))
                     .bind(list.to_string())
@@ -1006,6 +1036,7 @@ macro_rules! sql_store {
                 if events.is_empty() {
                     return Ok(0);
                 }
+                let _gate = self.gate().await;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut inserted = 0;
                 for chunk in events.chunks(TELEMETRY_CHUNK) {

@@ -3,6 +3,7 @@
 //! `--database-url`). See README.md for the roles, ports and configuration.
 
 mod admin;
+mod kcidb;
 mod options;
 mod serve;
 
@@ -24,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every role in one process (embedded default: SQLite under --data-dir).
-    Up(serve::ServeArgs),
+    Up(serve::UpArgs),
     /// Run the Maestro API role alone (also serves upstream's unprefixed paths).
     Api(serve::ServeArgs),
     /// Users and tokens.
@@ -33,6 +34,11 @@ enum Command {
         store: StoreOptions,
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// The KCIDB role: `kcidb serve` runs it alone, `kcidb token` prints a submission token.
+    Kcidb {
+        #[command(subcommand)]
+        command: kcidb::KcidbCommand,
     },
 }
 
@@ -57,8 +63,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => serve::run(args, serve::Roles::All).await,
-            Command::Api(args) => serve::run(args, serve::Roles::MaestroOnly).await,
+            Command::Up(args) => serve::run(args.serve, serve::Roles::All, Some(args.kcidb)).await,
+            Command::Api(args) => serve::run(args, serve::Roles::MaestroOnly, None).await,
+            Command::Kcidb { command } => kcidb::run(command).await,
             Command::Admin { store, command } => admin::run(store, command).await,
         }
     });

@@ -30,6 +30,15 @@ pub struct ServeArgs {
     pub keep_alive: u64,
 }
 
+/// Options of `kernelci up`: the serving options and the KCIDB role's.
+#[derive(Args, Clone, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub kcidb: crate::kcidb::KcidbArgs,
+}
+
 /// Which roles to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Roles {
@@ -40,7 +49,11 @@ pub enum Roles {
 }
 
 /// Start serving.
-pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
+pub async fn run(
+    args: ServeArgs,
+    roles: Roles,
+    kcidb: Option<crate::kcidb::KcidbArgs>,
+) -> Result<()> {
     let started = Instant::now();
     let addr: SocketAddr = args.listen.parse().with_context(|| {
         format!(
@@ -63,7 +76,17 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
     };
     let mailer = Arc::new(FileMailer::new(args.store.data_dir.join("mail")));
     let state = AppState::new(store.clone(), keys, config, mailer).await?;
-    let app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
+    let mut app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
+    let kcidb = match kcidb {
+        Some(k) => {
+            let role =
+                crate::kcidb::start(&k, &args.store.data_dir, args.store.database_url.as_deref())
+                    .await?;
+            app = kernelci_kcidb_server::kcidb_router(role.state.clone(), false).merge(app);
+            Some(role)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!(
@@ -79,15 +102,23 @@ pub async fn run(args: ServeArgs, roles: Roles) -> Result<()> {
         Roles::MaestroOnly => "kernelci api",
     };
     eprintln!(
-        "{what}: listening on http://{addr} ({} store, started in {} ms); Maestro API at http://{addr}/latest",
+        "{what}: listening on http://{addr} ({} store, started in {} ms); Maestro API at http://{addr}/latest{}",
         store.backend(),
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        if roles == Roles::All {
+            format!(", KCIDB at http://{addr}/kcidb")
+        } else {
+            String::new()
+        }
     );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server error")?;
     housekeeping.abort();
+    if let Some(role) = kcidb {
+        role.ingester.abort();
+    }
     eprintln!("{what}: stopped");
     Ok(())
 }
@@ -125,7 +156,7 @@ async fn bootstrap_admin(
     Ok(())
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -141,7 +172,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,0 +1,799 @@
+//! The KCIDB tables on SQLite or PostgreSQL (specs/kcidb.md §4, adapted) and the batch load.
+//!
+//! Tables `checkouts`, `builds`, `tests`, `issues`, `incidents`: the v5.3 columns of §4.2
+//! (nested fields flattened with `_`), plus `data`, the whole object as submitted and merged
+//! (JSON), which is what a later submission of the same object is merged with. Differences
+//! from upstream: statuses and unit prefixes are `TEXT` (no enum blocks a new value); times
+//! are normalized to UTC (`TIMESTAMPTZ` on PostgreSQL, RFC 3339 text with microseconds on
+//! SQLite, which sorts); lists are `TEXT[]` with GIN indexes on PostgreSQL and JSON text on
+//! SQLite; `log_excerpt` is `TEXT` (the schema already limits it).
+//!
+//! Loading a batch is one transaction: within each table the objects of the batch are first
+//! merged in arrival order ([`kernelci_kcidb::dedup`]), then merged into the stored copy
+//! ([`kernelci_kcidb::merge`]: later present value wins, `misc` key-wise), sorted by key, and
+//! written only if the result differs from what is stored. Loading the same data again
+//! therefore changes nothing (not even `_timestamp`). On PostgreSQL a transaction-scoped
+//! advisory lock serializes batches, so two ingesters on one database cannot interleave
+//! their read-merge-write; on SQLite `BEGIN IMMEDIATE` does the same.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use kernelci_kcidb::{KcidbObject, Submission};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+
+/// Advisory lock serializing KCIDB batch loads (and migrations) on PostgreSQL.
+const LOAD_LOCK: i64 = 0x6b63_6964_626c;
+/// Ids per `IN (...)` lookup.
+const LOOKUP_CHUNK: usize = 500;
+
+/// Database errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// From the driver.
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// A URL that is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database URL (use sqlite://PATH or postgres://...)")]
+    Url,
+    /// A stored object that no longer reads back.
+    #[error("stored {table} object {id:?} is unreadable: {reason}")]
+    Stored {
+        /// The table.
+        table: &'static str,
+        /// Its id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Json,
+    TextList,
+    Time,
+    Float,
+    Bool,
+    Int,
+}
+
+struct Col {
+    name: &'static str,
+    path: &'static [&'static str],
+    kind: Kind,
+}
+
+const fn c(name: &'static str, path: &'static [&'static str], kind: Kind) -> Col {
+    Col { name, path, kind }
+}
+
+struct Table {
+    name: &'static str,
+    key: &'static [&'static str],
+    cols: &'static [Col],
+    indexes: &'static [&'static str],
+    gin: &'static [&'static str],
+}
+
+use Kind::{Bool, Float, Int, Json, Text, TextList, Time};
+
+const CHECKOUTS: Table = Table {
+    name: "checkouts",
+    key: &["id"],
+    cols: &[
+        c("id", &["id"], Text),
+        c("origin", &["origin"], Text),
+        c("tree_name", &["tree_name"], Text),
+        c("git_repository_url", &["git_repository_url"], Text),
+        c("git_commit_hash", &["git_commit_hash"], Text),
+        c("git_commit_name", &["git_commit_name"], Text),
+        c("git_repository_branch", &["git_repository_branch"], Text),
+        c("patchset_files", &["patchset_files"], Json),
+        c("patchset_hash", &["patchset_hash"], Text),
+        c("message_id", &["message_id"], Text),
+        c("comment", &["comment"], Text),
+        c("start_time", &["start_time"], Time),
+        c("log_url", &["log_url"], Text),
+        c("log_excerpt", &["log_excerpt"], Text),
+        c("valid", &["valid"], Bool),
+        c("misc", &["misc"], Json),
+        c("git_commit_tags", &["git_commit_tags"], TextList),
+        c("git_commit_message", &["git_commit_message"], Text),
+        c(
+            "git_repository_branch_tip",
+            &["git_repository_branch_tip"],
+            Bool,
+        ),
+        c(
+            "origin_builds_finish_time",
+            &["origin_builds_finish_time"],
+            Time,
+        ),
+        c(
+            "origin_tests_finish_time",
+            &["origin_tests_finish_time"],
+            Time,
+        ),
+    ],
+    indexes: &[
+        "git_commit_hash, patchset_hash",
+        "origin",
+        "start_time",
+        "git_repository_url",
+        "git_repository_branch",
+        "tree_name",
+        "git_commit_name",
+        "origin_builds_finish_time",
+        "origin_tests_finish_time",
+    ],
+    gin: &["git_commit_tags"],
+};
+
+const BUILDS: Table = Table {
+    name: "builds",
+    key: &["id"],
+    cols: &[
+        c("id", &["id"], Text),
+        c("checkout_id", &["checkout_id"], Text),
+        c("origin", &["origin"], Text),
+        c("comment", &["comment"], Text),
+        c("start_time", &["start_time"], Time),
+        c("duration", &["duration"], Float),
+        c("architecture", &["architecture"], Text),
+        c("command", &["command"], Text),
+        c("compiler", &["compiler"], Text),
+        c("input_files", &["input_files"], Json),
+        c("output_files", &["output_files"], Json),
+        c("config_name", &["config_name"], Text),
+        c("config_url", &["config_url"], Text),
+        c("log_url", &["log_url"], Text),
+        c("log_excerpt", &["log_excerpt"], Text),
+        c("misc", &["misc"], Json),
+        c("status", &["status"], Text),
+    ],
+    indexes: &[
+        "checkout_id",
+        "origin",
+        "start_time",
+        "architecture",
+        "config_name",
+        "compiler",
+        "status",
+    ],
+    gin: &[],
+};
+
+const TESTS: Table = Table {
+    name: "tests",
+    key: &["id"],
+    cols: &[
+        c("id", &["id"], Text),
+        c("build_id", &["build_id"], Text),
+        c("origin", &["origin"], Text),
+        c("environment_comment", &["environment", "comment"], Text),
+        c("environment_misc", &["environment", "misc"], Json),
+        c("path", &["path"], Text),
+        c("comment", &["comment"], Text),
+        c("log_url", &["log_url"], Text),
+        c("log_excerpt", &["log_excerpt"], Text),
+        c("status", &["status"], Text),
+        c("start_time", &["start_time"], Time),
+        c("duration", &["duration"], Float),
+        c("output_files", &["output_files"], Json),
+        c("misc", &["misc"], Json),
+        c(
+            "environment_compatible",
+            &["environment", "compatible"],
+            TextList,
+        ),
+        c("number_value", &["number", "value"], Float),
+        c("number_unit", &["number", "unit"], Text),
+        c("number_prefix", &["number", "prefix"], Text),
+        c("input_files", &["input_files"], Json),
+    ],
+    indexes: &[
+        "build_id",
+        "origin",
+        "start_time",
+        "path",
+        "status",
+        "number_value",
+        "number_unit",
+        "origin, start_time",
+    ],
+    gin: &["environment_compatible"],
+};
+
+const ISSUES: Table = Table {
+    name: "issues",
+    key: &["id", "version"],
+    cols: &[
+        c("id", &["id"], Text),
+        c("version", &["version"], Int),
+        c("origin", &["origin"], Text),
+        c("report_url", &["report_url"], Text),
+        c("report_subject", &["report_subject"], Text),
+        c("culprit_code", &["culprit", "code"], Bool),
+        c("culprit_tool", &["culprit", "tool"], Bool),
+        c("culprit_harness", &["culprit", "harness"], Bool),
+        c("comment", &["comment"], Text),
+        c("misc", &["misc"], Json),
+        c("categories", &["categories"], TextList),
+    ],
+    indexes: &[
+        "origin",
+        "report_url",
+        "culprit_code",
+        "culprit_tool",
+        "culprit_harness",
+    ],
+    gin: &["categories"],
+};
+
+const INCIDENTS: Table = Table {
+    name: "incidents",
+    key: &["id"],
+    cols: &[
+        c("id", &["id"], Text),
+        c("origin", &["origin"], Text),
+        c("issue_id", &["issue_id"], Text),
+        c("issue_version", &["issue_version"], Int),
+        c("build_id", &["build_id"], Text),
+        c("test_id", &["test_id"], Text),
+        c("present", &["present"], Bool),
+        c("comment", &["comment"], Text),
+        c("misc", &["misc"], Json),
+    ],
+    indexes: &[
+        "build_id",
+        "test_id",
+        "issue_id, issue_version",
+        "origin",
+        "present",
+    ],
+    gin: &[],
+};
+
+const TABLES: [&Table; 5] = [&CHECKOUTS, &BUILDS, &TESTS, &ISSUES, &INCIDENTS];
+
+/// The DDL of the KCIDB tables for a dialect (idempotent statements).
+fn schema(dialect: Dialect) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in TABLES {
+        let mut cols = vec![match dialect {
+            Dialect::Sqlite => "_timestamp TEXT NOT NULL".to_string(),
+            Dialect::Postgres => {
+                "_timestamp TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP".to_string()
+            }
+        }];
+        cols.push(match dialect {
+            Dialect::Sqlite => "data TEXT NOT NULL".to_string(),
+            Dialect::Postgres => "data JSONB NOT NULL".to_string(),
+        });
+        for col in t.cols {
+            let ty = match (dialect, col.kind) {
+                (_, Text) => "TEXT",
+                (Dialect::Sqlite, Json | TextList | Time) => "TEXT",
+                (Dialect::Postgres, Json) => "JSONB",
+                (Dialect::Postgres, TextList) => "TEXT[]",
+                (Dialect::Postgres, Time) => "TIMESTAMPTZ",
+                (Dialect::Sqlite, Float) => "REAL",
+                (Dialect::Postgres, Float) => "DOUBLE PRECISION",
+                (_, Bool) => "BOOLEAN",
+                (_, Int) => "BIGINT",
+            };
+            let not_null = if t.key.contains(&col.name)
+                || matches!(
+                    (t.name, col.name),
+                    (_, "origin")
+                        | ("builds", "checkout_id")
+                        | ("tests", "build_id")
+                        | ("incidents", "issue_id" | "issue_version")
+                ) {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            cols.push(format!("{} {ty}{not_null}", col.name));
+        }
+        cols.push(format!("PRIMARY KEY ({})", t.key.join(", ")));
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} ({})",
+            t.name,
+            cols.join(", ")
+        ));
+        let mut indexes: Vec<&str> = vec!["_timestamp"];
+        indexes.extend(t.indexes);
+        for cols in indexes {
+            let suffix = cols.replace(", ", "_");
+            out.push(format!(
+                "CREATE INDEX IF NOT EXISTS {t}_{suffix} ON {t} ({cols})",
+                t = t.name
+            ));
+        }
+        if dialect == Dialect::Postgres {
+            for col in t.gin {
+                out.push(format!(
+                    "CREATE INDEX IF NOT EXISTS {t}_{col} ON {t} USING GIN ({col})",
+                    t = t.name
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// One bound value.
+#[derive(Debug, Clone, PartialEq)]
+enum Arg {
+    Text(Option<String>),
+    Float(Option<f64>),
+    Bool(Option<bool>),
+    Int(Option<i64>),
+}
+
+/// Normalizes a KCIDB date-time to UTC with microseconds (sortable text).
+fn normalize_time(s: &str) -> Option<String> {
+    kernelci_kcidb::formats::parse_date_time(s).map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string()
+    })
+}
+
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn args_of(table: &Table, object: &Value) -> Vec<Arg> {
+    table
+        .cols
+        .iter()
+        .map(|col| {
+            let mut v = Some(object);
+            for key in col.path {
+                v = v.and_then(|x| x.get(*key));
+            }
+            let v = v.filter(|x| !x.is_null());
+            match col.kind {
+                Text => Arg::Text(v.map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })),
+                Json | TextList => Arg::Text(v.map(Value::to_string)),
+                Time => Arg::Text(v.and_then(Value::as_str).and_then(normalize_time)),
+                Float => Arg::Float(v.and_then(Value::as_f64)),
+                Bool => Arg::Bool(v.and_then(Value::as_bool)),
+                Int => Arg::Int(v.and_then(Value::as_i64)),
+            }
+        })
+        .collect()
+}
+
+fn placeholder(dialect: Dialect, n: usize, kind: Kind) -> String {
+    match dialect {
+        Dialect::Sqlite => "?".to_string(),
+        Dialect::Postgres => match kind {
+            Json => format!("CAST(${n} AS JSONB)"),
+            Time => format!("CAST(${n} AS TIMESTAMPTZ)"),
+            TextList => format!(
+                "CASE WHEN CAST(${n} AS TEXT) IS NULL THEN NULL \
+                 ELSE ARRAY(SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))) END"
+            ),
+            _ => format!("${n}"),
+        },
+    }
+}
+
+fn upsert_sql(dialect: Dialect, t: &Table) -> String {
+    let now = match dialect {
+        Dialect::Sqlite => "?".to_string(),
+        Dialect::Postgres => "CURRENT_TIMESTAMP".to_string(),
+    };
+    let mut names = vec!["_timestamp", "data"];
+    let data = match dialect {
+        Dialect::Sqlite => "?".to_string(),
+        Dialect::Postgres => "CAST($1 AS JSONB)".to_string(),
+    };
+    let mut values = vec![now, data];
+    for (i, col) in t.cols.iter().enumerate() {
+        names.push(col.name);
+        values.push(placeholder(dialect, i + 2, col.kind));
+    }
+    let updates: Vec<String> = names
+        .iter()
+        .filter(|n| !t.key.contains(n))
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        t.name,
+        names.join(", "),
+        values.join(", "),
+        t.key.join(", "),
+        updates.join(", ")
+    )
+}
+
+fn lookup_sql(dialect: Dialect, t: &Table, n: usize) -> String {
+    let marks: Vec<String> = (1..=n)
+        .map(|i| match dialect {
+            Dialect::Sqlite => "?".to_string(),
+            Dialect::Postgres => format!("${i}"),
+        })
+        .collect();
+    format!(
+        "SELECT CAST(data AS TEXT) FROM {} WHERE id IN ({})",
+        t.name,
+        marks.join(", ")
+    )
+}
+
+/// The object counts of a load or of the tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Checkouts.
+    pub checkouts: u64,
+    /// Builds.
+    pub builds: u64,
+    /// Tests.
+    pub tests: u64,
+    /// Issues.
+    pub issues: u64,
+    /// Incidents.
+    pub incidents: u64,
+}
+
+impl Counts {
+    /// The sum.
+    pub fn total(&self) -> u64 {
+        self.checkouts + self.builds + self.tests + self.issues + self.incidents
+    }
+}
+
+/// What a KCIDB object needs to be loaded.
+trait Loadable: KcidbObject + Serialize + DeserializeOwned + PartialEq + Clone + Send {
+    fn id(&self) -> &str;
+    fn clear_timestamp(&mut self);
+}
+
+macro_rules! loadable {
+    ($($t:ty),*) => {$(
+        impl Loadable for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn clear_timestamp(&mut self) {
+                self.timestamp = None;
+            }
+        }
+    )*};
+}
+loadable!(
+    kernelci_kcidb::Checkout,
+    kernelci_kcidb::Build,
+    kernelci_kcidb::Test,
+    kernelci_kcidb::Issue,
+    kernelci_kcidb::Incident
+);
+
+/// The rows to write for one table: the batch merged into what is stored, only those that
+/// change, sorted by key. Returns (object JSON, row args) pairs.
+fn changed_rows<T: Loadable>(
+    table: &'static Table,
+    stored: Vec<String>,
+    batch: Vec<T>,
+) -> Result<Vec<(String, Vec<Arg>)>, DbError>
+where
+    T::Key: Ord,
+{
+    let mut existing: HashMap<T::Key, T> = HashMap::new();
+    for text in stored {
+        let object: T = serde_json::from_str(&text).map_err(|e| DbError::Stored {
+            table: table.name,
+            id: text.chars().take(80).collect(),
+            reason: e.to_string(),
+        })?;
+        existing.insert(object.key(), object);
+    }
+    let mut rows: Vec<(T::Key, String, Vec<Arg>)> = Vec::new();
+    for mut object in kernelci_kcidb::dedup(batch) {
+        // `_timestamp` is the database's to set.
+        object.clear_timestamp();
+        let key = object.key();
+        let merged = match existing.remove(&key) {
+            Some(old) => {
+                let merged =
+                    kernelci_kcidb::merge(old.clone(), object).map_err(|e| DbError::Stored {
+                        table: table.name,
+                        id: format!("{key:?}"),
+                        reason: e.to_string(),
+                    })?;
+                if merged == old {
+                    continue;
+                }
+                merged
+            }
+            None => object,
+        };
+        let value = serde_json::to_value(&merged).unwrap_or(Value::Null);
+        let args = args_of(table, &value);
+        rows.push((key, value.to_string(), args));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(rows.into_iter().map(|(_, d, a)| (d, a)).collect())
+}
+
+/// The KCIDB database.
+#[derive(Clone, Debug)]
+pub enum KcidbDb {
+    /// An SQLite file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database.
+    Postgres(PgPool),
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Float(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+macro_rules! load_table {
+    ($tx:expr, $dialect:expr, $table:expr, $objects:expr) => {{
+        let table: &'static Table = $table;
+        let objects = $objects;
+        let mut ids: Vec<String> = objects.iter().map(|o| o.id().to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let mut stored: Vec<String> = Vec::new();
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let sql = lookup_sql($dialect, table, chunk.len());
+            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            stored.extend(query.fetch_all(&mut *$tx).await?);
+        }
+        let rows = changed_rows(table, stored, objects)?;
+        let written = rows.len() as u64;
+        let sql = upsert_sql($dialect, table);
+        for (data, args) in rows {
+            let mut all = Vec::with_capacity(args.len() + 2);
+            if $dialect == Dialect::Sqlite {
+                all.push(Arg::Text(Some(now_text())));
+            }
+            all.push(Arg::Text(Some(data)));
+            all.extend(args);
+            bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), all)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        written
+    }};
+}
+
+macro_rules! load_all {
+    ($pool:expr, $dialect:expr, $begin:literal, $sub:expr) => {{
+        let sub: Submission = $sub;
+        let mut tx = $pool.begin_with($begin).await?;
+        if $dialect == Dialect::Postgres {
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT pg_advisory_xact_lock({LOAD_LOCK})"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let counts = Counts {
+            checkouts: load_table!(tx, $dialect, &CHECKOUTS, sub.checkouts),
+            builds: load_table!(tx, $dialect, &BUILDS, sub.builds),
+            tests: load_table!(tx, $dialect, &TESTS, sub.tests),
+            issues: load_table!(tx, $dialect, &ISSUES, sub.issues),
+            incidents: load_table!(tx, $dialect, &INCIDENTS, sub.incidents),
+        };
+        tx.commit().await?;
+        Ok(counts)
+    }};
+}
+
+macro_rules! migrate {
+    ($pool:expr, $dialect:expr, $begin:literal) => {{
+        let mut tx = $pool.begin_with($begin).await?;
+        if $dialect == Dialect::Postgres {
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT pg_advisory_xact_lock({LOAD_LOCK})"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for stmt in schema($dialect) {
+            sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }};
+}
+
+impl KcidbDb {
+    /// Opens (creating an SQLite file if needed) and creates the tables and indexes.
+    pub async fn open(url: &str) -> Result<KcidbDb, DbError> {
+        let db = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30));
+            KcidbDb::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            KcidbDb::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?,
+            )
+        } else {
+            return Err(DbError::Url);
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            KcidbDb::Sqlite(pool) => migrate!(pool, Dialect::Sqlite, "BEGIN IMMEDIATE"),
+            KcidbDb::Postgres(pool) => migrate!(pool, Dialect::Postgres, "BEGIN"),
+        }
+    }
+
+    /// `sqlite` or `postgresql`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            KcidbDb::Sqlite(_) => "sqlite",
+            KcidbDb::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Loads a (merged) batch in one transaction; returns how many rows were written per
+    /// table (objects already stored identically are not rewritten).
+    pub async fn load(&self, batch: Submission) -> Result<Counts, DbError> {
+        match self {
+            KcidbDb::Sqlite(pool) => load_all!(pool, Dialect::Sqlite, "BEGIN IMMEDIATE", batch),
+            KcidbDb::Postgres(pool) => load_all!(pool, Dialect::Postgres, "BEGIN", batch),
+        }
+    }
+
+    /// The number of rows in each table.
+    pub async fn counts(&self) -> Result<Counts, DbError> {
+        let mut n = [0u64; 5];
+        for (i, t) in TABLES.iter().enumerate() {
+            let sql = AssertSqlSafe(format!("SELECT COUNT(*) FROM {}", t.name));
+            let count: i64 = match self {
+                KcidbDb::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+                KcidbDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+            };
+            n[i] = u64::try_from(count).unwrap_or(0);
+        }
+        Ok(Counts {
+            checkouts: n[0],
+            builds: n[1],
+            tests: n[2],
+            issues: n[3],
+            incidents: n[4],
+        })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        match self {
+            KcidbDb::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            KcidbDb::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        }
+    }
+
+    /// The stored JSON of an object (`version` selects an issue version; the highest
+    /// otherwise), for tests and tools.
+    pub async fn object(&self, table: &str, id: &str) -> Result<Option<Value>, DbError> {
+        let Some(t) = TABLES.iter().find(|t| t.name == table) else {
+            return Ok(None);
+        };
+        let order = if t.key.len() > 1 {
+            " ORDER BY version DESC"
+        } else {
+            ""
+        };
+        let sql = match self {
+            KcidbDb::Sqlite(_) => format!(
+                "SELECT CAST(data AS TEXT) FROM {} WHERE id = ?{order} LIMIT 1",
+                t.name
+            ),
+            KcidbDb::Postgres(_) => format!(
+                "SELECT CAST(data AS TEXT) FROM {} WHERE id = $1{order} LIMIT 1",
+                t.name
+            ),
+        };
+        let text: Option<String> = match self {
+            KcidbDb::Sqlite(pool) => {
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            KcidbDb::Postgres(pool) => {
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Status counts of a table (`builds` or `tests`), `(none)` for no status.
+    pub async fn status_counts(&self, table: &str) -> Result<Vec<(String, i64)>, DbError> {
+        if table != "builds" && table != "tests" {
+            return Ok(Vec::new());
+        }
+        let sql = AssertSqlSafe(format!(
+            "SELECT COALESCE(status, '(none)'), COUNT(*) FROM {table} GROUP BY 1 ORDER BY 1"
+        ));
+        Ok(match self {
+            KcidbDb::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+            KcidbDb::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_shapes() {
+        let s = upsert_sql(Dialect::Postgres, &ISSUES);
+        assert!(s.contains("ON CONFLICT (id, version)"), "{s}");
+        assert!(s.contains("categories = excluded.categories"));
+        assert!(!s.contains("version = excluded.version"));
+        let l = upsert_sql(Dialect::Sqlite, &TESTS);
+        assert_eq!(l.matches('?').count(), TESTS.cols.len() + 2);
+        assert!(
+            schema(Dialect::Sqlite)
+                .iter()
+                .all(|s| !s.contains("USING GIN"))
+        );
+        assert_eq!(
+            normalize_time("2024-01-01T02:00:00+02:00").as_deref(),
+            Some("2024-01-01T00:00:00.000000Z")
+        );
+    }
+}

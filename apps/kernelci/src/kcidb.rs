@@ -1,0 +1,192 @@
+//! The KCIDB role in the binary: `kernelci kcidb serve` (alone, unprefixed paths),
+//! `kernelci kcidb token`, and the pieces `kernelci up` uses to mount it under `/kcidb`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use kernelci_kcidb_server::{
+    IngestLimits, KcidbConfig, KcidbDb, KcidbState, Verifier, auth::valid_origin,
+};
+
+/// KCIDB options shared by `kernelci up` and `kernelci kcidb serve`.
+#[derive(Args, Clone, Debug)]
+pub struct KcidbArgs {
+    /// HS256 secret of KCIDB submission tokens (default: generated once and kept in
+    /// DATA_DIR/kcidb.secret, mode 0600).
+    #[arg(long, env = "KERNELCI_KCIDB_SECRET", hide_env_values = true)]
+    pub kcidb_secret: Option<String>,
+    /// A second secret accepted when verifying KCIDB tokens (upstream's UNIFIED_SECRET).
+    #[arg(long, env = "KERNELCI_KCIDB_UNIFIED_SECRET", hide_env_values = true)]
+    pub kcidb_unified_secret: Option<String>,
+    /// Accept KCIDB submissions without a token (origin `none`, any object origin).
+    #[arg(long, env = "KERNELCI_KCIDB_NO_AUTH")]
+    pub kcidb_no_auth: bool,
+    /// The spool directory (default: DATA_DIR/kcidb-spool).
+    #[arg(long, env = "KERNELCI_KCIDB_SPOOL")]
+    pub kcidb_spool: Option<PathBuf>,
+    /// The largest accepted submission, in bytes (validation holds it in memory).
+    #[arg(long, env = "KERNELCI_KCIDB_MAX_BODY", default_value_t = kernelci_kcidb_server::DEFAULT_MAX_BODY)]
+    pub kcidb_max_body: u64,
+}
+
+/// `kernelci kcidb ...`.
+#[derive(Subcommand, Debug)]
+pub enum KcidbCommand {
+    /// Run the KCIDB role alone (paths unprefixed: /submit, /status, ...).
+    Serve(ServeArgs),
+    /// Print a submission token for an origin.
+    Token(TokenArgs),
+}
+
+/// Options of `kernelci kcidb serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Data directory (SQLite database kcidb.db, spool, secret).
+    #[arg(long, env = "KERNELCI_DATA_DIR", default_value = "./kernelci-data")]
+    pub data_dir: PathBuf,
+    /// Use this database instead of SQLite in the data directory (postgres://user@host/db).
+    #[arg(long, env = "KERNELCI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "KERNELCI_KCIDB_LISTEN", default_value = "127.0.0.1:8002")]
+    pub listen: String,
+    #[command(flatten)]
+    pub kcidb: KcidbArgs,
+}
+
+/// Options of `kernelci kcidb token`.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The origin the token may submit for (`[a-z0-9_]+`).
+    #[arg(long)]
+    pub origin: String,
+    /// Let the token submit objects of any origin (claim `"permissions": ["kcidb:admin"]`).
+    #[arg(long)]
+    pub admin: bool,
+    /// Validity in days.
+    #[arg(long, default_value_t = 5 * 365)]
+    pub days: i64,
+    /// Data directory (where kcidb.secret is kept).
+    #[arg(long, env = "KERNELCI_DATA_DIR", default_value = "./kernelci-data")]
+    pub data_dir: PathBuf,
+    /// HS256 secret (default: DATA_DIR/kcidb.secret, created if missing).
+    #[arg(long, env = "KERNELCI_KCIDB_SECRET", hide_env_values = true)]
+    pub kcidb_secret: Option<String>,
+}
+
+/// Runs a `kernelci kcidb` subcommand.
+pub async fn run(command: KcidbCommand) -> Result<()> {
+    match command {
+        KcidbCommand::Token(args) => {
+            if !valid_origin(&args.origin) {
+                anyhow::bail!("--origin {:?} must match ^[a-z0-9_]+$", args.origin);
+            }
+            if args.days < 1 {
+                anyhow::bail!("--days must be at least 1");
+            }
+            let secret = secret(&args.data_dir, args.kcidb_secret.as_deref())?;
+            let token = Verifier::new(&secret, None).issue(&args.origin, args.admin, args.days);
+            println!("{token}");
+            Ok(())
+        }
+        KcidbCommand::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let addr: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen {:?} is not an address like 127.0.0.1:8002",
+            args.listen
+        )
+    })?;
+    let role = start(&args.kcidb, &args.data_dir, args.database_url.as_deref()).await?;
+    let app = kernelci_kcidb_server::kcidb_router(role.state.clone(), true);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    eprintln!(
+        "kernelci kcidb serve: listening on http://{addr} ({} database, spool {})",
+        role.db.backend(),
+        role.state.spool().dir().display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::serve::shutdown_signal())
+        .await
+        .context("server error")?;
+    role.ingester.abort();
+    eprintln!("kernelci kcidb serve: stopped");
+    Ok(())
+}
+
+/// A started KCIDB role: its state (for the router), database and ingester task.
+pub struct Role {
+    /// The receiver's state.
+    pub state: KcidbState,
+    /// The database.
+    pub db: KcidbDb,
+    /// The ingester task.
+    pub ingester: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the spool and the database and starts the ingester.
+pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>) -> Result<Role> {
+    crate::options::ensure_dir(data_dir)?;
+    let verifier = if args.kcidb_no_auth {
+        eprintln!("warning: KCIDB authentication is disabled (--kcidb-no-auth)");
+        None
+    } else {
+        let secret = secret(data_dir, args.kcidb_secret.as_deref())?;
+        Some(Verifier::new(&secret, args.kcidb_unified_secret.as_deref()))
+    };
+    let spool_dir = args
+        .kcidb_spool
+        .clone()
+        .unwrap_or_else(|| data_dir.join("kcidb-spool"));
+    let state = KcidbState::new(KcidbConfig {
+        spool_dir: spool_dir.clone(),
+        verifier,
+        max_body: args.kcidb_max_body,
+    })
+    .with_context(|| format!("cannot open the KCIDB spool {}", spool_dir.display()))?;
+    let url = match database_url {
+        Some(u) => u.to_string(),
+        None => format!("sqlite://{}", data_dir.join("kcidb.db").display()),
+    };
+    let db = KcidbDb::open(&url)
+        .await
+        .context("cannot open the KCIDB database")?;
+    let ingester = state.spawn_ingester(db.clone(), IngestLimits::default());
+    Ok(Role {
+        state,
+        db,
+        ingester,
+    })
+}
+
+/// The token secret: the configured one (an empty one is refused: disabling authentication
+/// takes --kcidb-no-auth), else DATA_DIR/kcidb.secret, created on first use.
+fn secret(data_dir: &Path, configured: Option<&str>) -> Result<String> {
+    match configured {
+        Some("") => anyhow::bail!(
+            "the KCIDB secret is empty; to disable KCIDB authentication pass --kcidb-no-auth"
+        ),
+        Some(s) => Ok(s.to_string()),
+        None => {
+            let path = data_dir.join("kcidb.secret");
+            match std::fs::read_to_string(&path) {
+                Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                Ok(_) => anyhow::bail!("{} is empty", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    crate::options::ensure_dir(data_dir)?;
+                    let secret = kernelci_api::auth::random_password();
+                    crate::serve::write_private(&path, &format!("{secret}\n"))?;
+                    Ok(secret)
+                }
+                Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            }
+        }
+    }
+}
