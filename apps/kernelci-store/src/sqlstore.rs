@@ -80,14 +80,21 @@ impl SqliteStore {
             write_gate: Some(tokio::sync::Mutex::new(())),
         };
         store.migrate().await.map_err(|e| open_error(url, e))?;
-        // Give the planner statistics (bounded work: at most ~400 rows sampled per index),
-        // so that it picks the selective index among several.
-        for pragma in ["PRAGMA analysis_limit = 400", "PRAGMA optimize = 0x10002"] {
-            sqlx::query(pragma)
-                .execute(&store.pool)
-                .await
-                .map_err(|e| open_error(url, e))?;
-        }
+        // Give the planner statistics (bounded work: at most ~400 rows sampled per index) so
+        // that it picks the selective index among several. In the background: on a large
+        // database this takes most of a second, and start-up must not wait for it.
+        let pool = store.pool.clone();
+        tokio::spawn(async move {
+            // Both pragmas on one connection: `analysis_limit` is per connection.
+            let Ok(mut conn) = pool.acquire().await else {
+                return;
+            };
+            for pragma in ["PRAGMA analysis_limit = 400", "PRAGMA optimize = 0x10002"] {
+                if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+                    tracing::warn!("{pragma}: {e}");
+                }
+            }
+        });
         Ok(store)
     }
 }
