@@ -5,6 +5,7 @@
 //! (when the role runs alone, as upstream does). Handlers live in one module per area.
 
 pub mod auth;
+pub mod cursors;
 pub mod error;
 mod events;
 pub mod extract;
@@ -15,7 +16,7 @@ mod misc;
 mod nodes;
 mod pubsub;
 mod telemetry;
-mod user_cache;
+pub mod user_cache;
 mod users;
 
 use std::sync::Arc;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub fanout: Arc<fanout::Fanout>,
     /// Recently authenticated users.
     pub users: Arc<user_cache::UserCache>,
+    /// Cursors of plain subscriptions not yet written to the store.
+    pub cursors: Arc<cursors::Cursors>,
 }
 
 impl AppState {
@@ -111,6 +114,11 @@ impl AppState {
         mailer: Arc<dyn mail::Mailer>,
     ) -> kernelci_store::Result<AppState> {
         let fanout = fanout::Fanout::start(store.clone()).await?;
+        let cursors = Arc::new(cursors::Cursors::default());
+        tokio::spawn(cursors::flush_forever(
+            Arc::downgrade(&cursors),
+            store.clone(),
+        ));
         Ok(AppState {
             store,
             keys,
@@ -119,6 +127,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             fanout,
             users: Arc::default(),
+            cursors,
         })
     }
 }

@@ -113,7 +113,8 @@ pub(crate) async fn listen(
     let prefix = format!("Error while listening to sub id {id}: ");
     let sub = owned_subscription(&state, id, &user.username, &prefix).await?;
     let owner = (!sub.promiscuous).then_some(user.username.as_str());
-    let mut cursor = sub.cursor.max(sub.pending.unwrap_or(0));
+    let unwritten = state.cursors.get(id).unwrap_or(0);
+    let mut cursor = sub.cursor.max(sub.pending.unwrap_or(0)).max(unwritten);
     let durable = sub.subscriber_id.is_some();
     let mut changed = state.fanout.subscribe();
     let deadline = Instant::now() + state.config.keep_alive;
@@ -140,15 +141,16 @@ pub(crate) async fn listen(
             }
         };
         if let Some(ev) = found {
-            let (new_cursor, pending) = if durable {
-                (cursor, Some(ev.seq))
+            if durable {
+                // Acknowledged by the next poll (at-least-once), written at once.
+                let now = time::now();
+                state
+                    .store
+                    .advance_subscription(id, cursor, Some(ev.seq), now)
+                    .await?;
             } else {
-                (ev.seq, None)
-            };
-            state
-                .store
-                .advance_subscription(id, new_cursor, pending, time::now())
-                .await?;
+                state.cursors.advance(id, ev.seq);
+            }
             let mut envelope = ev.envelope.clone();
             envelope.insert("_sequence_id".into(), ev.seq.into());
             return Ok(message(&sub.channel, &Value::Object(envelope)));
@@ -159,10 +161,14 @@ pub(crate) async fn listen(
         }
         let _ = tokio::time::timeout(left.min(RECHECK), changed.changed()).await;
     }
-    state
-        .store
-        .advance_subscription(id, cursor, None, time::now())
-        .await?;
+    if durable {
+        state
+            .store
+            .advance_subscription(id, cursor, None, time::now())
+            .await?;
+    } else {
+        state.cursors.advance(id, cursor);
+    }
     Ok(message(&sub.channel, &beep(&state)))
 }
 
@@ -175,6 +181,7 @@ pub(crate) async fn unsubscribe(
     let id = parse_sub_id(&raw_id)?;
     owned_subscription(&state, id, &user.username, "").await?;
     state.store.unsubscribe(id).await?;
+    state.cursors.forget(id);
     Ok(Json(Value::Null))
 }
 

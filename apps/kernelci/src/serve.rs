@@ -96,7 +96,7 @@ pub async fn run(
             anyhow::anyhow!("cannot listen on {addr}: {e}")
         }
     })?;
-    let housekeeping = tokio::spawn(kernelci_api::housekeeping(state));
+    let housekeeping = tokio::spawn(kernelci_api::housekeeping(state.clone()));
     let what = match roles {
         Roles::All => "kernelci up",
         Roles::MaestroOnly => "kernelci api",
@@ -116,6 +116,8 @@ pub async fn run(
         .await
         .context("server error")?;
     housekeeping.abort();
+    // Plain subscriptions' cursors are written behind: write the last ones before exiting.
+    state.cursors.flush(&*state.store).await;
     if let Some(role) = kcidb {
         role.ingester.abort();
     }
