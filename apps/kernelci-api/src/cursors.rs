@@ -47,20 +47,31 @@ impl Cursors {
         }
     }
 
-    fn take(&self) -> Vec<(i64, i64)> {
+    fn snapshot(&self) -> Vec<(i64, i64)> {
         self.dirty
             .lock()
-            .map(|mut d| d.drain().collect())
+            .map(|d| d.iter().map(|(k, v)| (*k, *v)).collect())
             .unwrap_or_default()
     }
 
-    /// Write the changed cursors now; failed writes are kept for the next round.
+    /// Drop an entry once written, unless it moved meanwhile.
+    fn written(&self, id: i64, cursor: i64) {
+        if let Ok(mut dirty) = self.dirty.lock()
+            && dirty.get(&id) == Some(&cursor)
+        {
+            dirty.remove(&id);
+        }
+    }
+
+    /// Write the changed cursors now. An entry stays in memory until its write is done (so
+    /// `/listen` never sees the older database value meanwhile); failed writes are retried on
+    /// the next round.
     pub async fn flush(&self, store: &dyn Store) {
         let now = time::now();
-        for (id, cursor) in self.take() {
-            if let Err(e) = store.advance_subscription(id, cursor, None, now).await {
-                tracing::warn!("writing the cursor of subscription {id} failed: {e}");
-                self.advance(id, cursor);
+        for (id, cursor) in self.snapshot() {
+            match store.advance_subscription(id, cursor, None, now).await {
+                Ok(()) => self.written(id, cursor),
+                Err(e) => tracing::warn!("writing the cursor of subscription {id} failed: {e}"),
             }
         }
     }

@@ -111,9 +111,11 @@ pub(crate) async fn listen(
 ) -> ApiResult<Json<Value>> {
     let id = parse_sub_id(&raw_id)?;
     let prefix = format!("Error while listening to sub id {id}: ");
+    // Read the unwritten cursor before the stored one: an entry leaves memory only after
+    // its write, so one of the two reads always sees the newest cursor.
+    let unwritten = state.cursors.get(id).unwrap_or(0);
     let sub = owned_subscription(&state, id, &user.username, &prefix).await?;
     let owner = (!sub.promiscuous).then_some(user.username.as_str());
-    let unwritten = state.cursors.get(id).unwrap_or(0);
     let mut cursor = sub.cursor.max(sub.pending.unwrap_or(0)).max(unwritten);
     let durable = sub.subscriber_id.is_some();
     let mut changed = state.fanout.subscribe();
