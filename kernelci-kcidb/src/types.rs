@@ -99,7 +99,10 @@ pub struct Resource {
 }
 
 /// A source checkout: a commit of a repository, possibly with patches applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` (empty `id` and `origin`, which never validate) is for building one in code
+/// with `..Default::default()`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkout {
     /// Object id, `<origin>:<local id>`.
@@ -169,7 +172,10 @@ pub struct Checkout {
 }
 
 /// A build of a checkout.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` (empty `id` and `origin`, which never validate) is for building one in code
+/// with `..Default::default()`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
     /// Object id, `<origin>:<local id>`.
@@ -255,7 +261,10 @@ pub struct TestNumber {
 }
 
 /// A test run against a build.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` (empty `id` and `origin`, which never validate) is for building one in code
+/// with `..Default::default()`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Test {
     /// Object id, `<origin>:<local id>`.

@@ -334,6 +334,8 @@ fn schema(dialect: Dialect) -> Vec<String> {
             }
         }
     }
+    // Triage's bookkeeping (crate::triage), created under the same migration lock.
+    out.push(crate::triage::SCHEMA.to_string());
     out
 }
 

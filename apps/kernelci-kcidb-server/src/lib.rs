@@ -26,7 +26,9 @@
 pub mod auth;
 pub mod db;
 pub mod ingest;
+pub mod logfetch;
 pub mod spool;
+pub mod triage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -49,6 +51,7 @@ pub use auth::{ADMIN_PERMISSION, Submitter, TokenError, Verifier};
 pub use db::{Counts, DbError, KcidbDb};
 pub use ingest::IngestLimits;
 pub use spool::{FileState, Spool};
+pub use triage::{Report as TriageReport, TriageConfig, triage_once};
 
 /// The default body limit (bytes).
 pub const DEFAULT_MAX_BODY: u64 = 256 << 20;
@@ -81,6 +84,8 @@ pub struct Metrics {
     /// Ingest rounds that failed on the database.
     pub ingest_errors: AtomicU64,
     rows: Mutex<Counts>,
+    /// Triage counters.
+    pub triage: triage::TriageMetrics,
 }
 
 impl Metrics {
@@ -591,6 +596,7 @@ async fn metrics(State(state): State<KcidbState>) -> Response {
             "kcidb_rows_written_total{{table=\"{table}\"}} {n}\n"
         ));
     }
+    text.push_str(&m.triage.render());
     (
         [(
             header::CONTENT_TYPE,

@@ -1,4 +1,5 @@
-//! The KCIDB role in the binary: `kernelci kcidb serve` (alone, unprefixed paths),
+//! The KCIDB role in the binary: `kernelci kcidb serve` (alone, unprefixed paths, with
+//! periodic triage), `kernelci kcidb triage` (one round),
 //! `kernelci kcidb token`, and the pieces `kernelci up` uses to mount it under `/kcidb`.
 
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use kernelci_kcidb_server::{
-    IngestLimits, KcidbConfig, KcidbDb, KcidbState, Verifier, auth::valid_origin,
+    IngestLimits, KcidbConfig, KcidbDb, KcidbState, TriageConfig, Verifier, auth::valid_origin,
 };
 
 /// KCIDB options shared by `kernelci up` and `kernelci kcidb serve`.
@@ -29,6 +30,13 @@ pub struct KcidbArgs {
     /// The largest accepted submission, in bytes (validation holds it in memory).
     #[arg(long, env = "KERNELCI_KCIDB_MAX_BODY", default_value_t = kernelci_kcidb_server::DEFAULT_MAX_BODY)]
     pub kcidb_max_body: u64,
+    /// Seconds between triage rounds (failed builds and tests -> logspec -> KCIDB issues
+    /// and incidents); 0 disables triage.
+    #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_INTERVAL", default_value_t = 60)]
+    pub kcidb_triage_interval: u64,
+    /// The origin of the issues and incidents triage files.
+    #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_ORIGIN", default_value = "logspec")]
+    pub kcidb_triage_origin: String,
 }
 
 /// `kernelci kcidb ...`.
@@ -38,6 +46,32 @@ pub enum KcidbCommand {
     Serve(ServeArgs),
     /// Print a submission token for an origin.
     Token(TokenArgs),
+    /// Run one triage round: analyse the logs of failed builds and tests and file KCIDB
+    /// issues and incidents into the spool (loaded by the running ingester).
+    Triage(TriageArgs),
+}
+
+/// Options of `kernelci kcidb triage`.
+#[derive(Args, Debug)]
+pub struct TriageArgs {
+    /// Data directory (SQLite database kcidb.db, spool).
+    #[arg(long, env = "KERNELCI_DATA_DIR", default_value = "./kernelci-data")]
+    pub data_dir: PathBuf,
+    /// Use this database instead of SQLite in the data directory (postgres://user@host/db).
+    #[arg(long, env = "KERNELCI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The spool directory (default: DATA_DIR/kcidb-spool).
+    #[arg(long, env = "KERNELCI_KCIDB_SPOOL")]
+    pub kcidb_spool: Option<PathBuf>,
+    /// The origin of the issues and incidents filed.
+    #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_ORIGIN", default_value = "logspec")]
+    pub origin: String,
+    /// Print what would be filed; file and mark nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Builds, and separately tests, looked at.
+    #[arg(long, default_value_t = 500)]
+    pub limit: usize,
 }
 
 /// Options of `kernelci kcidb serve`.
@@ -92,7 +126,37 @@ pub async fn run(command: KcidbCommand) -> Result<()> {
             Ok(())
         }
         KcidbCommand::Serve(args) => serve(args).await,
+        KcidbCommand::Triage(args) => triage(args).await,
     }
+}
+
+async fn triage(args: TriageArgs) -> Result<()> {
+    let spool_dir = args
+        .kcidb_spool
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("kcidb-spool"));
+    let state = KcidbState::new(KcidbConfig {
+        spool_dir: spool_dir.clone(),
+        verifier: None,
+        max_body: kernelci_kcidb_server::DEFAULT_MAX_BODY,
+    })
+    .with_context(|| format!("cannot open the KCIDB spool {}", spool_dir.display()))?;
+    let url = match &args.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", args.data_dir.join("kcidb.db").display()),
+    };
+    let db = KcidbDb::open(&url)
+        .await
+        .context("cannot open the KCIDB database")?;
+    let config = TriageConfig {
+        origin: args.origin,
+        dry_run: args.dry_run,
+        limit: args.limit,
+        ..TriageConfig::default()
+    };
+    let report = kernelci_kcidb_server::triage_once(&state, &db, config).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -117,6 +181,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .context("server error")?;
     role.ingester.abort();
+    drop(role);
     eprintln!("kernelci kcidb serve: stopped");
     Ok(())
 }
@@ -129,6 +194,16 @@ pub struct Role {
     pub db: KcidbDb,
     /// The ingester task.
     pub ingester: tokio::task::JoinHandle<()>,
+    /// The periodic triage task, unless disabled (aborted when the role is dropped).
+    pub triage: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        if let Some(t) = &self.triage {
+            t.abort();
+        }
+    }
 }
 
 /// Opens the spool and the database and starts the ingester.
@@ -159,10 +234,25 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
         .await
         .context("cannot open the KCIDB database")?;
     let ingester = state.spawn_ingester(db.clone(), IngestLimits::default());
+    let triage = if args.kcidb_triage_interval == 0 {
+        None
+    } else {
+        let config = TriageConfig {
+            origin: args.kcidb_triage_origin.clone(),
+            interval: std::time::Duration::from_secs(args.kcidb_triage_interval),
+            ..TriageConfig::default()
+        };
+        Some(kernelci_kcidb_server::triage::spawn(
+            state.clone(),
+            db.clone(),
+            config,
+        )?)
+    };
     Ok(Role {
         state,
         db,
         ingester,
+        triage,
     })
 }
 
