@@ -240,38 +240,37 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
-/// An active and verified user (403 if unverified).
-pub struct VerifiedUser(pub User);
+/// Extractors for an authenticated user who must also pass a check (403 otherwise).
+macro_rules! user_with {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub User);
 
-impl FromRequestParts<AppState> for VerifiedUser {
-    type Rejection = ApiError;
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if !user.is_verified {
-            return Err(ApiError::forbidden());
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+                let check: fn(&User) -> bool = $check;
+                if !check(&user) {
+                    return Err(ApiError::forbidden());
+                }
+                Ok($name(user))
+            }
         }
-        Ok(VerifiedUser(user))
-    }
+    };
 }
 
-/// An active superuser (403 otherwise).
-pub struct AdminUser(pub User);
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if !user.is_superuser {
-            return Err(ApiError::forbidden());
-        }
-        Ok(AdminUser(user))
-    }
-}
+user_with!(
+    /// An active and verified user (403 if unverified).
+    VerifiedUser,
+    |u| u.is_verified
+);
+user_with!(
+    /// An active superuser (403 otherwise).
+    AdminUser,
+    |u| u.is_superuser
+);
