@@ -14,6 +14,7 @@ mod html;
 pub mod mail;
 mod misc;
 mod nodes;
+mod paging;
 mod pubsub;
 mod telemetry;
 pub mod user_cache;

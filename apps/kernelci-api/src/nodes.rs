@@ -6,14 +6,12 @@ use axum::extract::{Path, State};
 use kernelci_model::event::{NODE_CHANNEL, NodeOp, Previous, node_event_data};
 use kernelci_model::{CloudEvent, Node, NodeFilter, NodeInput, ObjectId, User, node, time};
 use kernelci_store::{EventDraft, NodeWrite, Page};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{CurrentUser, JsonBody, QueryPairs};
-
-/// Default page size of `/nodes` (upstream's `LimitOffsetPage`).
-const DEFAULT_LIMIT: i64 = 50;
+use crate::paging::PageModel;
 
 fn parse_id(raw: &str) -> ApiResult<ObjectId> {
     ObjectId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -95,9 +93,8 @@ pub(crate) async fn get_one(
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: QueryPairs,
-) -> ApiResult<Json<Value>> {
-    let limit = query.int("limit", 1)?.unwrap_or(DEFAULT_LIMIT);
-    let offset = query.int("offset", 0)?.unwrap_or(0);
+) -> ApiResult<Json<PageModel<Value>>> {
+    let (limit, offset) = crate::paging::params(&query)?;
     let filter = filter_from(&query, &["limit", "offset"])?;
     let page = Page {
         limit: Some(limit),
@@ -108,9 +105,12 @@ pub(crate) async fn list(
         state.store.count_nodes(&filter)
     )?;
     let items: Vec<Value> = items.iter().map(node_json).collect::<ApiResult<_>>()?;
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(PageModel {
+        items,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// `GET /nodes/fast`: a bare array; unbounded without `limit`; 504 after the configured time.
@@ -188,12 +188,8 @@ async fn save_update(
             }
             e => e.into(),
         })?;
-    let reread = state
-        .store
-        .get_node(&node.id)
-        .await?
-        .unwrap_or_else(|| node.clone());
-    Ok(Json(node_json(&reread)?))
+    // The stored document is this node serialized: answer with it instead of reading it back.
+    Ok(Json(node_json(node)?))
 }
 
 /// `PUT /node/{id}`: replace with upstream's rules (see [`NodeInput::apply_put`]).

@@ -14,9 +14,8 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{CurrentUser, JsonBody, QueryPairs};
+use crate::paging::PageModel;
 
-/// Default page size of `/telemetry`.
-const DEFAULT_LIMIT: i64 = 50;
 /// Default `threshold` of `/telemetry/anomalies`.
 const DEFAULT_THRESHOLD: f64 = 0.5;
 /// Default `min_total` of `/telemetry/anomalies`.
@@ -72,9 +71,8 @@ fn parse_events(body: &Value, now: Timestamp) -> ApiResult<Vec<TelemetryEvent>> 
 pub(crate) async fn list(
     State(state): State<AppState>,
     query: QueryPairs,
-) -> ApiResult<Json<Value>> {
-    let limit = query.int("limit", 1)?.unwrap_or(DEFAULT_LIMIT);
-    let offset = query.int("offset", 0)?.unwrap_or(0);
+) -> ApiResult<Json<PageModel<Value>>> {
+    let (limit, offset) = crate::paging::params(&query)?;
     let page = Page {
         limit: Some(limit),
         offset,
@@ -89,9 +87,12 @@ pub(crate) async fn list(
         None => (Vec::new(), 0),
     };
     let items: Vec<Value> = items.iter().map(TelemetryEvent::to_json).collect();
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": limit, "offset": offset}),
-    ))
+    Ok(Json(PageModel {
+        items,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// The filter of `GET /telemetry`, or None when no stored event can match: a key that is

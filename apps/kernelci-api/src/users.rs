@@ -122,15 +122,6 @@ struct InviteResponse {
     token: Option<String>,
 }
 
-/// fastapi-pagination's `LimitOffsetPage`.
-#[derive(Serialize)]
-struct PageModel<T> {
-    items: Vec<T>,
-    total: usize,
-    limit: i64,
-    offset: i64,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Request validation
 
@@ -698,29 +689,6 @@ async fn resolve_groups(state: &AppState, names: &[String]) -> ApiResult<Vec<Use
     Ok(groups)
 }
 
-/// `limit` (default 50, at least 1) and `offset` (default 0, at least 0).
-fn page_params(query: &QueryPairs) -> ApiResult<(i64, i64)> {
-    match (query.int("limit", 1), query.int("offset", 0)) {
-        (Ok(limit), Ok(offset)) => Ok((limit.unwrap_or(50), offset.unwrap_or(0))),
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
-        (Err(a), Err(b)) => Err(merge_errors(vec![a, b])),
-    }
-}
-
-/// One page of `items` (already filtered) with the total count.
-fn page<T>(items: Vec<T>, (limit, offset): (i64, i64)) -> PageModel<T> {
-    let total = items.len();
-    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-    let take = usize::try_from(limit).unwrap_or(usize::MAX);
-    let items = items.into_iter().skip(skip).take(take).collect();
-    PageModel {
-        items,
-        total,
-        limit,
-        offset,
-    }
-}
-
 /// Query pairs other than the pagination ones (each must match).
 fn filters(query: &QueryPairs) -> Vec<(&str, &str)> {
     query.without(&["limit", "offset"]).collect()
@@ -1129,8 +1097,8 @@ async fn list_users(
     CurrentUser(_): CurrentUser,
     State(state): State<AppState>,
     query: QueryPairs,
-) -> ApiResult<Json<PageModel<UserRead>>> {
-    let params = page_params(&query)?;
+) -> ApiResult<Json<crate::paging::PageModel<UserRead>>> {
+    let params = crate::paging::params(&query)?;
     let filters = filters(&query);
     let users: Vec<UserRead> = state
         .store
@@ -1144,7 +1112,7 @@ async fn list_users(
         })
         .map(User::read)
         .collect();
-    Ok(Json(page(users, params)))
+    Ok(Json(crate::paging::slice(users, params)))
 }
 
 /// `GET /user/{id}`: 404 `Not Found` for an unknown or malformed id.
@@ -1227,8 +1195,8 @@ async fn list_groups(
     AdminUser(_): AdminUser,
     State(state): State<AppState>,
     query: QueryPairs,
-) -> ApiResult<Json<PageModel<UserGroup>>> {
-    let params = page_params(&query)?;
+) -> ApiResult<Json<crate::paging::PageModel<UserGroup>>> {
+    let params = crate::paging::params(&query)?;
     let filters = filters(&query);
     let groups: Vec<UserGroup> = state
         .store
@@ -1241,7 +1209,7 @@ async fn list_groups(
                 .all(|(key, value)| group_matches(group, key, value))
         })
         .collect();
-    Ok(Json(page(groups, params)))
+    Ok(Json(crate::paging::slice(groups, params)))
 }
 
 /// The group with this id: 400 for a malformed id, 404 if there is none.
