@@ -37,6 +37,7 @@
 pub mod error;
 mod fast_path;
 pub mod formats;
+pub mod maestro;
 pub mod merge;
 pub mod parse;
 pub mod patterns;

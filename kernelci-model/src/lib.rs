@@ -10,6 +10,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod id;
+pub mod jwt;
 pub mod node;
 pub mod regex_filter;
 pub mod telemetry;

@@ -162,8 +162,24 @@ pub(crate) async fn create(
     }
     check_groups_exist(&state, &node.user_groups).await?;
     let event = node_event(&state, &node, NodeOp::Created, false, None);
-    state.store.insert_node(&node, Some(&event)).await?;
+    state
+        .store
+        .insert_node(&node, Some(&event))
+        .await
+        .map_err(schedule_key_conflict)?;
     Ok(Json(node_json(&node)?))
+}
+
+/// `data.schedule_key` (our extension, set by the pipeline scheduler) is unique among
+/// nodes: a second node with the same key is refused with 409 instead of duplicating a job.
+fn schedule_key_conflict(e: kernelci_store::StoreError) -> ApiError {
+    match e {
+        kernelci_store::StoreError::Conflict(field) if field == "schedule_key" => ApiError::Detail(
+            axum::http::StatusCode::CONFLICT,
+            "A node with this data.schedule_key already exists".into(),
+        ),
+        e => e.into(),
+    }
 }
 
 async fn save_update(
@@ -186,7 +202,7 @@ async fn save_update(
             kernelci_store::StoreError::NotFound => {
                 ApiError::not_found(format!("Node not found with id: {}", node.id))
             }
-            e => e.into(),
+            e => schedule_key_conflict(e),
         })?;
     // The stored document is this node serialized: answer with it instead of reading it back.
     Ok(Json(node_json(node)?))

@@ -153,7 +153,7 @@ fn map_unique(e: sqlx::Error) -> StoreError {
         && db.is_unique_violation()
     {
         let msg = format!("{} {}", db.message(), db.constraint().unwrap_or(""));
-        let field = ["email", "username", "name", "id"]
+        let field = ["schedule_key", "email", "username", "name", "id"]
             .into_iter()
             .find(|f| msg.contains(f))
             .unwrap_or("value");

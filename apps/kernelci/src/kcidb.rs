@@ -196,6 +196,8 @@ pub struct Role {
     pub ingester: tokio::task::JoinHandle<()>,
     /// The periodic triage task, unless disabled (aborted when the role is dropped).
     pub triage: Option<tokio::task::JoinHandle<()>>,
+    /// A token for origin `maestro`, used by the in-process pipeline's KCIDB bridge.
+    pub maestro_token: String,
 }
 
 impl Drop for Role {
@@ -216,6 +218,10 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
         let secret = secret(data_dir, args.kcidb_secret.as_deref())?;
         Some(Verifier::new(&secret, args.kcidb_unified_secret.as_deref()))
     };
+    let maestro_token = verifier
+        .as_ref()
+        .map(|v| v.issue("maestro", false, 10 * 365))
+        .unwrap_or_default();
     let spool_dir = args
         .kcidb_spool
         .clone()
@@ -253,6 +259,7 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
         db,
         ingester,
         triage,
+        maestro_token,
     })
 }
 

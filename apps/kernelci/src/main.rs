@@ -5,6 +5,7 @@
 mod admin;
 mod kcidb;
 mod options;
+mod pipeline;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Pipeline roles: `pipeline run` runs them alone against a Maestro API, `pipeline
+    /// token` prints a pipeline API token, `pipeline check` loads a configuration.
+    Pipeline {
+        #[command(subcommand)]
+        command: pipeline::PipelineCommand,
+    },
     /// The KCIDB role: `kcidb serve` runs it alone, `kcidb token` prints a submission token.
     Kcidb {
         #[command(subcommand)]
@@ -63,8 +70,17 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => serve::run(args.serve, serve::Roles::All, Some(args.kcidb)).await,
-            Command::Api(args) => serve::run(args, serve::Roles::MaestroOnly, None).await,
+            Command::Up(args) => {
+                serve::run(
+                    args.serve,
+                    serve::Roles::All,
+                    Some(args.kcidb),
+                    Some(args.pipeline),
+                )
+                .await
+            }
+            Command::Api(args) => serve::run(args, serve::Roles::MaestroOnly, None, None).await,
+            Command::Pipeline { command } => pipeline::run(command).await,
             Command::Kcidb { command } => kcidb::run(command).await,
             Command::Admin { store, command } => admin::run(store, command).await,
         }

@@ -37,6 +37,8 @@ pub struct UpArgs {
     pub serve: ServeArgs,
     #[command(flatten)]
     pub kcidb: crate::kcidb::KcidbArgs,
+    #[command(flatten)]
+    pub pipeline: crate::pipeline::PipelineArgs,
 }
 
 /// Which roles to run.
@@ -53,6 +55,7 @@ pub async fn run(
     args: ServeArgs,
     roles: Roles,
     kcidb: Option<crate::kcidb::KcidbArgs>,
+    pipeline: Option<crate::pipeline::PipelineArgs>,
 ) -> Result<()> {
     let started = Instant::now();
     let addr: SocketAddr = args.listen.parse().with_context(|| {
@@ -75,7 +78,7 @@ pub async fn run(
         ..ApiConfig::default()
     };
     let mailer = Arc::new(FileMailer::new(args.store.data_dir.join("mail")));
-    let state = AppState::new(store.clone(), keys, config, mailer).await?;
+    let state = AppState::new(store.clone(), keys.clone(), config, mailer).await?;
     let mut app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
     let kcidb = match kcidb {
         Some(k) => {
@@ -84,6 +87,35 @@ pub async fn run(
                     .await?;
             app = kernelci_kcidb_server::kcidb_router(role.state.clone(), false).merge(app);
             Some(role)
+        }
+        None => None,
+    };
+    let public_url = args.public_base_url.clone().unwrap_or_else(|| {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        format!("http://{host}:{}", addr.port())
+    });
+    let pipeline = match &pipeline {
+        Some(p) => {
+            let target = kcidb
+                .as_ref()
+                .map(|role| kernelci_pipeline::kcidb_bridge::KcidbTarget {
+                    submit_url: format!("{public_url}/kcidb/submit"),
+                    token: role.maestro_token.clone(),
+                    origin: "maestro".into(),
+                });
+            crate::pipeline::prepare(p, &*store, &keys, &args.store.data_dir, &public_url, target)
+                .await?
+        }
+        None => None,
+    };
+    let pipeline_start = match pipeline {
+        Some(started) => {
+            app = started.router.merge(app);
+            Some(started.start)
         }
         None => None,
     };
@@ -97,6 +129,11 @@ pub async fn run(
         }
     })?;
     let housekeeping = tokio::spawn(kernelci_api::housekeeping(state.clone()));
+    // The roles call the API over HTTP: start them once the server answers.
+    let pipeline_tasks = match pipeline_start {
+        Some(start) => tokio::spawn(start),
+        None => tokio::spawn(async { Vec::new() }),
+    };
     let what = match roles {
         Roles::All => "kernelci up",
         Roles::MaestroOnly => "kernelci api",
@@ -116,6 +153,13 @@ pub async fn run(
         .await
         .context("server error")?;
     housekeeping.abort();
+    if pipeline_tasks.is_finished()
+        && let Ok(tasks) = pipeline_tasks.await
+    {
+        for t in tasks {
+            t.abort();
+        }
+    }
     // Plain subscriptions' cursors are written behind: write the last ones before exiting.
     state.cursors.flush(&*state.store).await;
     if let Some(role) = kcidb {

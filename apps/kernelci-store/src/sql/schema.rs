@@ -86,6 +86,14 @@ const SQLITE: &[(i64, &[&str])] = &[
             "CREATE INDEX nodes_tree_type ON nodes(json_type(doc, '$.\"data\".\"kernel_revision\".\"tree\"'))",
         ],
     ),
+    (
+        4,
+        // The pipeline's scheduling uniqueness key (parent/job/runtime/platform/retry): two
+        // schedulers, or one restarted mid-way, can never create the same job twice.
+        &[
+            "CREATE UNIQUE INDEX nodes_schedule_key ON nodes(json_extract(doc, '$.\"data\".\"schedule_key\"')) WHERE json_extract(doc, '$.\"data\".\"schedule_key\"') IS NOT NULL",
+        ],
+    ),
 ];
 
 const POSTGRES: &[(i64, &[&str])] = &[
@@ -154,6 +162,13 @@ const POSTGRES: &[(i64, &[&str])] = &[
             "CREATE INDEX telemetry_job_ts ON telemetry(job_name, ts DESC)",
             "CREATE INDEX telemetry_result_ts ON telemetry(result, is_infra_error, ts DESC)",
             "CREATE INDEX telemetry_ts ON telemetry(ts)",
+        ],
+    ),
+    (
+        3,
+        // See the SQLite migration 4.
+        &[
+            "CREATE UNIQUE INDEX nodes_schedule_key ON nodes ((doc->'data'->>'schedule_key')) WHERE doc->'data'->>'schedule_key' IS NOT NULL",
         ],
     ),
 ];

@@ -1,0 +1,78 @@
+//! Ancestors of a node, fetched from the API once and then served to the pure rule
+//! evaluator (which looks fields up through ancestors synchronously).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::client::ApiClient;
+
+/// Fetches ancestor chains.
+pub struct Ancestors<'a> {
+    api: &'a ApiClient,
+}
+
+/// A node's ancestors by id, ready for [`kernelci_sched::rules::AncestorLookup`].
+#[derive(Debug, Default, Clone)]
+pub struct Chain {
+    by_id: HashMap<String, Value>,
+}
+
+impl<'a> Ancestors<'a> {
+    /// Over `api`.
+    pub async fn new(api: &'a ApiClient) -> Ancestors<'a> {
+        Ancestors { api }
+    }
+
+    /// Every ancestor of `node` (at most 64 levels; a missing parent ends the chain).
+    pub async fn prefetch(&self, node: &Value) -> Chain {
+        let mut chain = Chain::default();
+        let mut next = node["parent"].as_str().map(String::from);
+        for _ in 0..64 {
+            let Some(id) = next.take() else { break };
+            if chain.by_id.contains_key(&id) {
+                break;
+            }
+            match self.api.node(&id).await {
+                Ok(Some(parent)) => {
+                    next = parent["parent"].as_str().map(String::from);
+                    chain.by_id.insert(id, parent);
+                }
+                _ => break,
+            }
+        }
+        chain
+    }
+
+    /// The nearest ancestor of `node` (itself included) whose `kind` is one of `kinds`.
+    pub async fn nearest(&self, node: &Value, kinds: &[&str]) -> Option<Value> {
+        if kinds.iter().any(|k| node["kind"] == *k) {
+            return Some(node.clone());
+        }
+        let chain = self.prefetch(node).await;
+        let mut cur = node["parent"].as_str().map(String::from);
+        while let Some(id) = cur {
+            let n = chain.by_id.get(&id)?;
+            if kinds.iter().any(|k| n["kind"] == *k) {
+                return Some(n.clone());
+            }
+            cur = n["parent"].as_str().map(String::from);
+        }
+        None
+    }
+}
+
+impl Chain {
+    /// The node with this id, if fetched.
+    pub fn get(&self, id: &str) -> Option<&Value> {
+        self.by_id.get(id)
+    }
+}
+
+impl kernelci_sched::rules::AncestorLookup for Chain {
+    fn parent(&self, node: &Value) -> Result<Option<Value>, kernelci_sched::rules::LookupError> {
+        Ok(node["parent"]
+            .as_str()
+            .and_then(|id| self.by_id.get(id).cloned()))
+    }
+}

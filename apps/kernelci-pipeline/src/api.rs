@@ -1,0 +1,407 @@
+//! The pipeline REST API (specs/pipeline.md §6), served under `/pipeline` by `kernelci up`:
+//! `POST /api/checkout`, `POST /api/jobretry`, `POST /api/patchset`, `GET /api/metrics`, and
+//! the LAVA callback `POST /node/{id}`.
+//!
+//! Tokens: HS256 JWTs in `Authorization` (raw, as kci-dev sends them, or `Bearer`), with a
+//! `permissions` list (`checkout`, `testretry`, `patchset`) and an `email`; `exp` is checked.
+//! Upstream bugs fixed here: `/api/checkout` with `nodeid` works (upstream raises on an
+//! unset platform filter); `/api/jobretry` really schedules the job again (upstream emits a
+//! `done` event no scheduler entry matches, without a new retry counter).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::{Ctx, iso_in, trigger};
+
+/// State of the pipeline API.
+#[derive(Clone)]
+pub struct PipelineApi {
+    ctx: Ctx,
+    secrets: Arc<Vec<Vec<u8>>>,
+    metrics: Arc<Metrics>,
+}
+
+#[derive(Default)]
+struct Metrics {
+    requests: AtomicU64,
+    api_requests: AtomicU64,
+    auth_fail: AtomicU64,
+    callbacks: AtomicU64,
+}
+
+type Reply = (StatusCode, axum::Json<Value>);
+
+fn reply(status: StatusCode, message: impl Into<String>) -> Reply {
+    (status, axum::Json(json!({"message": message.into()})))
+}
+
+impl PipelineApi {
+    /// The API over `ctx`, accepting tokens signed with any of `secrets`.
+    pub fn new(ctx: Ctx, secrets: Vec<Vec<u8>>) -> PipelineApi {
+        PipelineApi {
+            ctx,
+            secrets: Arc::new(secrets),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    /// The router (mount it under `/pipeline`, or at `/` when the role runs alone).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(index))
+            .route("/api/checkout", post(checkout))
+            .route("/api/jobretry", post(jobretry))
+            .route("/api/patchset", post(patchset))
+            .route("/api/metrics", get(metrics))
+            .route("/node/{id}", post(callback))
+            .with_state(self)
+    }
+
+    /// Check the token and its permission; the claims.
+    fn authorize(&self, headers: &HeaderMap, permission: &str) -> Result<Value, Reply> {
+        self.metrics.api_requests.fetch_add(1, Ordering::Relaxed);
+        let fail = |msg: &str| {
+            self.metrics.auth_fail.fetch_add(1, Ordering::Relaxed);
+            reply(StatusCode::UNAUTHORIZED, msg)
+        };
+        let Some(raw) = headers.get("authorization").and_then(|h| h.to_str().ok()) else {
+            return Err(fail("Missing Authorization header"));
+        };
+        let token = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
+        let secrets: Vec<&[u8]> = self.secrets.iter().map(Vec::as_slice).collect();
+        let claims = kernelci_model::jwt::verify(&secrets, token)
+            .map_err(|e| fail(&format!("Invalid token: {e}")))?;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_i64)
+            && exp < chrono::Utc::now().timestamp()
+        {
+            return Err(fail("Token expired"));
+        }
+        let allowed = claims["permissions"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x == permission));
+        if !allowed {
+            self.metrics.auth_fail.fetch_add(1, Ordering::Relaxed);
+            return Err(reply(
+                StatusCode::FORBIDDEN,
+                format!("The token lacks the {permission:?} permission"),
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+/// Issue a pipeline API token for `email` with `permissions`, valid `days`.
+pub fn issue_token(secret: &[u8], email: &str, permissions: &[&str], days: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    kernelci_model::jwt::sign(
+        secret,
+        &json!({"email": email, "permissions": permissions, "iat": now, "exp": now + days * 86400}),
+    )
+}
+
+async fn index(State(api): State<PipelineApi>) -> impl IntoResponse {
+    api.metrics.requests.fetch_add(1, Ordering::Relaxed);
+    axum::Json(
+        json!({"message": "KernelCI pipeline API: POST /api/checkout, /api/jobretry, /api/patchset; GET /api/metrics"}),
+    )
+}
+
+fn body_json(body: &[u8]) -> Result<Value, Reply> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(reply(
+            StatusCode::BAD_REQUEST,
+            "The body must be a JSON object",
+        )),
+        Err(e) => Err(reply(StatusCode::BAD_REQUEST, format!("Invalid JSON: {e}"))),
+    }
+}
+
+fn string_list(v: &Value, key: &str, max: usize) -> Result<Option<Vec<String>>, Reply> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) if a.len() <= max && a.iter().all(Value::is_string) => Ok(Some(
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
+        )),
+        Some(_) => Err(reply(
+            StatusCode::BAD_REQUEST,
+            format!("{key} must be a list of at most {max} strings"),
+        )),
+    }
+}
+
+async fn checkout(
+    State(api): State<PipelineApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match checkout_inner(&api, &headers, &body).await {
+        Ok(r) | Err(r) => r.into_response(),
+    }
+}
+
+async fn checkout_inner(
+    api: &PipelineApi,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Reply> {
+    let claims = api.authorize(headers, "checkout")?;
+    let Some(email) = claims["email"].as_str().filter(|e| !e.is_empty()) else {
+        return Err(reply(
+            StatusCode::UNAUTHORIZED,
+            "The token has no email claim",
+        ));
+    };
+    let v = body_json(body)?;
+    let commit = v["commit"].as_str().unwrap_or_default();
+    let valid_commit = (7..=40).contains(&commit.len())
+        && commit
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !valid_commit {
+        return Err(reply(StatusCode::BAD_REQUEST, "Invalid commit format"));
+    }
+    let cfg = &api.ctx.config;
+    let mut jobfilter = string_list(&v, "jobfilter", 8)?;
+    let platform_filter = string_list(&v, "platformfilter", 8)?;
+    let (tree, url, branch) = if let Some(nodeid) = v["nodeid"].as_str() {
+        let node = api
+            .ctx
+            .api
+            .node(nodeid)
+            .await
+            .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
+            .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+        let rev = &node["data"]["kernel_revision"];
+        let (Some(t), Some(u), Some(b)) = (
+            rev["tree"].as_str(),
+            rev["url"].as_str(),
+            rev["branch"].as_str(),
+        ) else {
+            return Err(reply(
+                StatusCode::BAD_REQUEST,
+                "The node has no kernel revision",
+            ));
+        };
+        if jobfilter.is_none() && matches!(node["kind"].as_str(), Some("job" | "kbuild")) {
+            // Re-run that job (and the build above it) on the new commit.
+            let mut names = Vec::new();
+            let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api).await;
+            if let Some(kb) = ancestors.nearest(&node, &["kbuild"]).await
+                && let Some(n) = kb["name"].as_str()
+            {
+                names.push(n.to_string());
+            }
+            if node["kind"] == "job"
+                && let Some(n) = node["name"].as_str()
+            {
+                names.push(n.to_string());
+            }
+            jobfilter = Some(names);
+        }
+        (t.to_string(), u.to_string(), b.to_string())
+    } else {
+        let (Some(u), Some(b)) = (v["url"].as_str(), v["branch"].as_str()) else {
+            return Err(reply(
+                StatusCode::BAD_REQUEST,
+                "url and branch are required without nodeid",
+            ));
+        };
+        let Some(tree) = cfg
+            .trees
+            .iter()
+            .filter(|(_, t)| t.url == u)
+            .map(|(name, _)| name.clone())
+            .next_back()
+            .filter(|name| cfg.build_configs.values().any(|bc| &bc.tree == name))
+        else {
+            return Err(reply(
+                StatusCode::NOT_FOUND,
+                format!("Tree not found for url {u}"),
+            ));
+        };
+        (tree, u.to_string(), b.to_string())
+    };
+    if let Some(jf) = &jobfilter {
+        for j in jf {
+            if !cfg.jobs.contains_key(j.trim_end_matches('+')) {
+                return Err(reply(StatusCode::NOT_FOUND, format!("Job {j} not found")));
+            }
+        }
+    }
+    if let Some(pf) = &platform_filter {
+        for p in pf {
+            if !cfg.platforms.contains_key(p) {
+                return Err(reply(
+                    StatusCode::NOT_FOUND,
+                    format!("Platform {p} not found"),
+                ));
+            }
+        }
+    }
+    let mut node = json!({
+        "kind": "checkout",
+        "name": "checkout",
+        "path": ["checkout"],
+        "data": {"kernel_revision": {"tree": tree, "branch": branch, "commit": commit, "url": url,
+                                     "tip_of_branch": false}},
+        "timeout": iso_in(Duration::from_secs(300 * 60)),
+        "submitter": format!("user:{email}"),
+        "treeid": trigger::treeid(&url, &branch, chrono::Utc::now()),
+    });
+    if let Some(jf) = jobfilter {
+        node["jobfilter"] = json!(jf);
+    }
+    if let Some(pf) = platform_filter {
+        node["platform_filter"] = json!(pf);
+    }
+    let created = api
+        .ctx
+        .api
+        .create(&node)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"message": "OK", "node": created})),
+    ))
+}
+
+async fn jobretry(
+    State(api): State<PipelineApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match jobretry_inner(&api, &headers, &body).await {
+        Ok(r) | Err(r) => r.into_response(),
+    }
+}
+
+async fn jobretry_inner(
+    api: &PipelineApi,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Reply> {
+    api.authorize(headers, "testretry")?;
+    let v = body_json(body)?;
+    let Some(nodeid) = v["nodeid"].as_str() else {
+        return Err(reply(StatusCode::BAD_REQUEST, "nodeid is required"));
+    };
+    let extra = string_list(&v, "jobfilter", 8)?.unwrap_or_default();
+    let node = api
+        .ctx
+        .api
+        .node(nodeid)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
+        .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+    if node["kind"] != "job" {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            "Only job nodes can be retried",
+        ));
+    }
+    let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api).await;
+    let Some(kbuild) = ancestors.nearest(&node, &["kbuild"]).await else {
+        return Err(reply(
+            StatusCode::NOT_FOUND,
+            "The job has no kbuild ancestor",
+        ));
+    };
+    if kbuild["state"] != "done" && kbuild["state"] != "available" || kbuild["result"] != "pass" {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            "The kbuild of this job did not pass",
+        ));
+    }
+    let name = node["name"].as_str().unwrap_or_default();
+    // The next retry counter for this job under this build.
+    let siblings = api
+        .ctx
+        .api
+        .find(&[
+            (
+                "parent",
+                kbuild["id"].as_str().unwrap_or_default().to_string(),
+            ),
+            ("name", name.to_string()),
+        ])
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    let counter = siblings
+        .iter()
+        .filter_map(|n| n["retry_counter"].as_i64())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut data = kbuild.clone();
+    let mut jobfilter = vec![kbuild["name"].clone(), name.into()];
+    jobfilter.extend(extra.into_iter().map(Value::from));
+    data["jobfilter"] = jobfilter.into();
+    data["state"] = "available".into();
+    data["retry_counter"] = counter.into();
+    if let Some(p) = node["data"]["platform"].as_str() {
+        data["platform_filter"] = json!([p]);
+    }
+    api.ctx
+        .api
+        .publish("retry", &data)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok(reply(StatusCode::OK, "OK"))
+}
+
+async fn patchset(State(api): State<PipelineApi>, headers: HeaderMap) -> Response {
+    if let Err(r) = api.authorize(&headers, "patchset") {
+        return r.into_response();
+    }
+    reply(
+        StatusCode::NOT_IMPLEMENTED,
+        "not implemented: the patchset role is not available yet",
+    )
+    .into_response()
+}
+
+async fn callback(State(api): State<PipelineApi>, Path(_id): Path<String>) -> Response {
+    api.metrics.callbacks.fetch_add(1, Ordering::Relaxed);
+    reply(
+        StatusCode::NOT_IMPLEMENTED,
+        "not implemented: LAVA callbacks arrive with the LAVA runtime",
+    )
+    .into_response()
+}
+
+async fn metrics(State(api): State<PipelineApi>) -> impl IntoResponse {
+    let m = &api.metrics;
+    let mut out = String::new();
+    for (name, v) in [
+        ("http_requests_total", m.requests.load(Ordering::Relaxed)),
+        (
+            "pipeline_api_requests_total",
+            m.api_requests.load(Ordering::Relaxed),
+        ),
+        (
+            "pipeline_api_auth_fail_total",
+            m.auth_fail.load(Ordering::Relaxed),
+        ),
+        (
+            "lava_callback_requests_total",
+            m.callbacks.load(Ordering::Relaxed),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {name}\n# TYPE {name} counter\n{name}{{kind=\"pipeline_callback\"}} {v}\n"
+        ));
+    }
+    ([("content-type", "text/plain; version=0.0.4")], out)
+}

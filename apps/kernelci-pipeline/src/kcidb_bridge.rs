@@ -1,0 +1,239 @@
+//! Send results to KCIDB (specs/pipeline.md §7): finished nodes are mapped to KCIDB v5.3
+//! objects (`kernelci_kcidb::maestro`) and submitted to a KCIDB REST endpoint (ours, or
+//! upstream's kcidb-restd), then flagged `processed_by_kcidb_bridge`.
+//!
+//! Events drive it (durable subscription `kcidb:node`); a sweep of unflagged `done` nodes
+//! every [`crate::Settings::kcidb_sweep`] catches anything an event did not bring (a failed
+//! submission is simply not flagged and goes out with the next sweep). Issues and incidents
+//! for failures are filed by the KCIDB role's triage (logspec over the submitted `log_url`s),
+//! with the same ids upstream's bridge would give them.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kernelci_kcidb::maestro::{JobKind, Mapped, MappingConfig, NodeLookup};
+use serde_json::Value;
+
+use crate::Ctx;
+use crate::ancestry::{Ancestors, Chain};
+
+/// Where and how to submit.
+#[derive(Debug, Clone)]
+pub struct KcidbTarget {
+    /// The submit URL, e.g. `http://127.0.0.1:8001/kcidb/submit`.
+    pub submit_url: String,
+    /// Bearer token whose origin is `origin`.
+    pub token: String,
+    /// KCIDB origin of our objects (`maestro` upstream).
+    pub origin: String,
+}
+
+/// The mapping configuration from the pipeline YAML.
+pub fn mapping_config(ctx: &Ctx, origin: &str) -> MappingConfig {
+    let cfg = &ctx.config;
+    let mut m = MappingConfig::new(origin);
+    m.viewer_base_url = Some(ctx.settings.public_api_url());
+    for (name, job) in &cfg.jobs {
+        let kind = if job.kind == "kbuild" {
+            JobKind::Kbuild
+        } else {
+            JobKind::Test {
+                kcidb_test_suite: job.kcidb_test_suite.clone(),
+            }
+        };
+        m.jobs.insert(name.clone(), kind);
+    }
+    for (name, rt) in &cfg.runtimes {
+        if matches!(rt.lab_type.as_str(), "lava" | "pull_labs") {
+            let url = rt
+                .fields
+                .get("url")
+                .and_then(Value::as_str)
+                .map(String::from);
+            m.lab_runtimes.insert(name.clone(), url);
+        }
+    }
+    for (name, p) in &cfg.platforms {
+        m.platform_compatible
+            .insert(name.clone(), p.compatible.clone());
+    }
+    m
+}
+
+/// Run until dropped (`events`: the durable `kcidb:node` stream).
+pub async fn run(ctx: Ctx, target: KcidbTarget, mut events: crate::events::EventStream) {
+    let mapping = mapping_config(&ctx, &target.origin);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap_or_default();
+    let mut last_sweep: Option<Instant> = None;
+    loop {
+        if last_sweep.is_none_or(|t| t.elapsed() >= ctx.settings.kcidb_sweep) {
+            last_sweep = Some(Instant::now());
+            match sweep(&ctx, &mapping, &http, &target).await {
+                Ok(n) if n > 0 => tracing::info!("kcidb: sweep sent {n} nodes"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("kcidb: sweep: {e:#}"),
+            }
+        }
+        let next = tokio::time::timeout(ctx.settings.kcidb_sweep, events.next()).await;
+        let Ok(Some(ev)) = next else { continue };
+        if !ready(&ev) {
+            continue;
+        }
+        let Some(id) = ev["id"].as_str() else {
+            continue;
+        };
+        let nodes = match collect_nodes(&ctx, id, ev["is_hierarchy"] == true).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("kcidb: {id}: {e:#}");
+                continue;
+            }
+        };
+        if let Err(e) = send(&ctx, &mapping, &http, &target, nodes).await {
+            tracing::warn!("kcidb: {id}: {e:#} (will be retried by the sweep)");
+        }
+    }
+}
+
+/// Which events are worth sending: checkouts and builds once available or done, jobs and
+/// tests once done.
+pub fn ready(ev: &Value) -> bool {
+    matches!(
+        (ev["kind"].as_str(), ev["state"].as_str()),
+        (Some("checkout" | "kbuild"), Some("available" | "done"))
+            | (Some("job" | "test" | "process"), Some("done"))
+    )
+}
+
+/// The node of an event, and for a hierarchy update every node below it.
+async fn collect_nodes(ctx: &Ctx, id: &str, hierarchy: bool) -> anyhow::Result<Vec<Value>> {
+    let Some(node) = ctx.api.node(id).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = vec![node];
+    if hierarchy {
+        let mut frontier = vec![id.to_string()];
+        while let Some(p) = frontier.pop() {
+            for child in ctx.api.find(&[("parent", p)]).await? {
+                if let Some(cid) = child["id"].as_str() {
+                    frontier.push(cid.to_string());
+                }
+                out.push(child);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn sweep(
+    ctx: &Ctx,
+    mapping: &MappingConfig,
+    http: &reqwest::Client,
+    target: &KcidbTarget,
+) -> anyhow::Result<usize> {
+    let nodes = ctx
+        .api
+        .find(&[
+            ("state", "done".into()),
+            ("processed_by_kcidb_bridge", "false".into()),
+            ("limit", "500".into()),
+        ])
+        .await?;
+    let n = nodes.len();
+    send(ctx, mapping, http, target, nodes).await?;
+    Ok(n)
+}
+
+struct Lookup<'a> {
+    chains: &'a HashMap<String, Chain>,
+    nodes: &'a HashMap<String, Value>,
+}
+
+impl NodeLookup for Lookup<'_> {
+    fn node(&self, id: &str) -> Option<Value> {
+        if let Some(n) = self.nodes.get(id) {
+            return Some(n.clone());
+        }
+        self.chains.values().find_map(|c| c.get(id).cloned())
+    }
+}
+
+/// Map `nodes`, submit them in one KCIDB submission, then flag them processed.
+pub async fn send(
+    ctx: &Ctx,
+    mapping: &MappingConfig,
+    http: &reqwest::Client,
+    target: &KcidbTarget,
+    nodes: Vec<Value>,
+) -> anyhow::Result<usize> {
+    if nodes.is_empty() {
+        return Ok(0);
+    }
+    let ancestors = Ancestors::new(&ctx.api).await;
+    let mut chains = HashMap::new();
+    let by_id: HashMap<String, Value> = nodes
+        .iter()
+        .filter_map(|n| Some((n["id"].as_str()?.to_string(), n.clone())))
+        .collect();
+    for n in &nodes {
+        if let Some(id) = n["id"].as_str() {
+            chains.insert(id.to_string(), ancestors.prefetch(n).await);
+        }
+    }
+    let lookup = Lookup {
+        chains: &chains,
+        nodes: &by_id,
+    };
+    let mut mapped = Vec::new();
+    let mut ids = Vec::new();
+    for n in &nodes {
+        let Some(id) = n["id"].as_str() else { continue };
+        ids.push(id.to_string());
+        if kernelci_kcidb::maestro::should_defer_for_retry(n) {
+            continue;
+        }
+        let excerpt = match kernelci_kcidb::maestro::log_url(n, &lookup) {
+            Some(url) if !matches!(n["result"].as_str(), Some("pass" | "skip") | None) => {
+                fetch_tail(http, &url).await
+            }
+            _ => None,
+        };
+        match kernelci_kcidb::maestro::map_node(n, &lookup, mapping, excerpt.as_deref()) {
+            Mapped::Skip { reason } => tracing::debug!("kcidb: {id}: not sent: {reason}"),
+            m => mapped.push(m),
+        }
+    }
+    let count = mapped.len();
+    if count > 0 {
+        let body = kernelci_kcidb::maestro::submission(mapped);
+        let resp = http
+            .post(&target.submit_url)
+            .bearer_auth(&target.token)
+            .json(&body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            anyhow::bail!("KCIDB refused the submission: {status}: {text}");
+        }
+    }
+    ctx.api
+        .set_on_nodes(&ids, "processed_by_kcidb_bridge", "True")
+        .await?;
+    Ok(count)
+}
+
+/// The last 64 KiB of a log (the mapping keeps the last 16,384 characters).
+async fn fetch_tail(http: &reqwest::Client, url: &str) -> Option<String> {
+    let resp = http.get(url).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let bytes = resp.bytes().await.ok()?;
+    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+    Some(String::from_utf8_lossy(tail).into_owned())
+}

@@ -1,0 +1,599 @@
+//! The scheduler role (specs/pipeline.md §1.3): node events in, job nodes out, each job
+//! rendered from its template and submitted to a runtime; then, for runtimes whose jobs run
+//! here (shell), the job is watched and its results collected ([`crate::collect`]).
+//!
+//! Idempotent by design (upstream's pain point §11.1-2):
+//! - every job node carries `data.schedule_key = <parent>/<job>/<runtime>/<platform>/<retry>`,
+//!   unique in the store: a second scheduler, a redelivered event or an `available` parent
+//!   updated again can never create the job twice (the create answers 409);
+//! - events come from durable subscriptions (`scheduler:node`, `scheduler:retry`) that are
+//!   acknowledged only by the next poll, so a scheduler killed mid-way gets the event again;
+//!   a job node that exists but was never submitted (killed between create and submit) is
+//!   found by its key and submitted then;
+//! - every skip is logged with its reason (rules, filters, frequency), not only in debug.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kernelci_sched::runtime::{JobHandle, JobStatus, JobSubmission, Runtime};
+use kernelci_sched::template::JobContext;
+use serde_json::{Map, Value, json};
+
+use crate::client::ApiError;
+use crate::events::EventStream;
+use crate::{Ctx, iso, iso_in};
+
+/// A job this scheduler submitted and still watches.
+#[derive(Debug, Clone)]
+struct InFlight {
+    node_id: String,
+    kind: String,
+    runtime: String,
+    handle: JobHandle,
+}
+
+/// The scheduler's runtimes and the jobs it watches.
+#[derive(Clone)]
+pub struct Scheduler {
+    ctx: Ctx,
+    runtimes: Arc<HashMap<String, Arc<dyn Runtime>>>,
+    in_flight: Arc<Mutex<Vec<InFlight>>>,
+}
+
+/// What happened to one planned job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// Created and submitted (node id).
+    Submitted(String),
+    /// Not created, and why.
+    Skipped(String),
+    /// Created but the submission failed (node id, reason); the node is `done/incomplete`.
+    Failed(String, String),
+}
+
+impl Scheduler {
+    /// A scheduler over `runtimes` (name -> runtime).
+    pub fn new(ctx: Ctx, runtimes: HashMap<String, Arc<dyn Runtime>>) -> Scheduler {
+        Scheduler {
+            ctx,
+            runtimes: Arc::new(runtimes),
+            in_flight: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The durable streams the scheduler reads: `scheduler:node` and `scheduler:retry`.
+    pub async fn subscribe(ctx: &Ctx) -> (EventStream, EventStream) {
+        (
+            EventStream::opened(ctx.api.clone(), "node", "scheduler:node").await,
+            EventStream::opened(ctx.api.clone(), "retry", "scheduler:retry").await,
+        )
+    }
+
+    /// Run the two event loops and the job watcher until the task is dropped.
+    pub async fn run(self, streams: (EventStream, EventStream)) {
+        self.recover_lost_jobs().await;
+        let node = tokio::spawn(self.clone().event_loop(streams.0));
+        let retry = tokio::spawn(self.clone().event_loop(streams.1));
+        let watch = tokio::spawn(self.clone().watch_loop());
+        let _ = tokio::join!(node, retry, watch);
+    }
+
+    /// Process events forever.
+    async fn event_loop(self, mut events: EventStream) {
+        loop {
+            if let Some(ev) = events.next().await {
+                for outcome in self.handle_event(&ev).await {
+                    tracing::info!("scheduler: {outcome:?}");
+                }
+            }
+        }
+    }
+
+    /// Plan, create and submit the jobs one event calls for.
+    pub async fn handle_event(&self, ev: &Value) -> Vec<Planned> {
+        let loaded = kernelci_sched::matching::LoadedRuntimes::new(
+            self.runtimes
+                .iter()
+                .map(|(n, r)| (n.clone(), r.lab_type().to_string())),
+        );
+        let config = self.ctx.config.clone();
+        let (plans, dropped) = kernelci_sched::matching::explain_schedule(&config, &loaded, ev);
+        for d in dropped {
+            tracing::debug!("scheduler: {d:?}");
+        }
+        if plans.is_empty() {
+            return Vec::new();
+        }
+        let Some(id) = ev.get("id").and_then(Value::as_str) else {
+            return vec![Planned::Skipped("event without a node id".into())];
+        };
+        let mut input = match self.ctx.api.node(id).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return vec![Planned::Skipped(format!("node {id} is gone"))],
+            Err(e) => return vec![Planned::Skipped(format!("node {id}: {e}"))],
+        };
+        // Retry events carry the filters of the retry on the event itself.
+        for key in ["jobfilter", "platform_filter"] {
+            if let Some(v) = ev.get(key).filter(|v| !v.is_null()) {
+                input[key] = v.clone();
+            }
+        }
+        let retry_counter = ev.get("retry_counter").and_then(Value::as_i64).unwrap_or(0);
+        let mut out = Vec::new();
+        for plan in plans {
+            let outcome = self.plan_one(&input, &plan, retry_counter).await;
+            out.push(outcome);
+        }
+        out
+    }
+
+    async fn plan_one(
+        &self,
+        input: &Value,
+        plan: &kernelci_sched::matching::ScheduledJob<'_>,
+        retry_counter: i64,
+    ) -> Planned {
+        let cfg = &self.ctx.config;
+        let job = plan.job;
+        let job_name = job.name.clone();
+        let platform = plan.platform;
+        let platform_name = platform.name.clone();
+        let Some(runtime) = self.runtimes.get(&plan.runtime).cloned() else {
+            return Planned::Skipped(format!("runtime {} is not loaded", plan.runtime));
+        };
+        let lookup = crate::ancestry::Ancestors::new(&self.ctx.api).await;
+        let parent_id = input["id"].as_str().unwrap_or_default().to_string();
+
+        // Job frequency (per tree/branch/platform).
+        if let Some(freq) = job
+            .params
+            .get("frequency")
+            .and_then(Value::as_str)
+            .and_then(kernelci_sched::matching::parse_frequency)
+        {
+            let rev = &input["data"]["kernel_revision"];
+            let since = chrono::Utc::now() - chrono::Duration::seconds(freq as i64);
+            let recent = self
+                .ctx
+                .api
+                .count(&[
+                    ("name", job_name.clone()),
+                    (
+                        "data.kernel_revision.tree",
+                        rev["tree"].as_str().unwrap_or_default().into(),
+                    ),
+                    (
+                        "data.kernel_revision.branch",
+                        rev["branch"].as_str().unwrap_or_default().into(),
+                    ),
+                    ("data.platform", platform_name.clone()),
+                    ("created__gte", iso(since)),
+                ])
+                .await
+                .unwrap_or(0);
+            if recent > 0 {
+                return Planned::Skipped(format!("{}: ran less than {freq} s ago", job_name));
+            }
+        }
+        // Architecture filter of the checkout (build_config `architectures`).
+        if job.kind == "kbuild"
+            && let Some(archs) = input["data"]["architecture_filter"].as_array()
+            && let Some(arch) = job.params.get("arch").and_then(Value::as_str)
+            && !archs.iter().any(|a| a == arch)
+        {
+            return Planned::Skipped(format!(
+                "{}: arch {arch} not in the architecture filter",
+                job_name
+            ));
+        }
+        // Scheduler-entry rules, on the input node.
+        if let Err(why) = decide(plan.rules, input, &lookup).await {
+            return Planned::Skipped(format!("{}: scheduler rules: {why}", job_name));
+        }
+        let mut node = new_job_node(input, &job_name, &job.kind, retry_counter);
+        // jobfilter
+        let path: Vec<String> = node["path"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let jobfilter: Option<Vec<String>> = input["jobfilter"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        });
+        if !kernelci_sched::matching::jobfilter_allows(jobfilter.as_deref(), &job_name, &path) {
+            return Planned::Skipped(format!("{}: not in the jobfilter", job_name));
+        }
+        if let Err(why) = decide(job.rules.as_ref(), &node, &lookup).await {
+            return Planned::Skipped(format!("{}: job rules: {why}", job_name));
+        }
+        if node["kind"] == "job" {
+            for key in [
+                "kernel_type",
+                "arch",
+                "defconfig",
+                "config_full",
+                "compiler",
+            ] {
+                if let Some(v) = input["data"].get(key) {
+                    node["data"][key] = v.clone();
+                }
+            }
+        }
+        node["data"]["runtime"] = plan.runtime.clone().into();
+        let runtime_rules = cfg
+            .runtimes
+            .get(&plan.runtime)
+            .and_then(|r| r.rules.clone());
+        if let Err(why) = decide(runtime_rules.as_ref(), &node, &lookup).await {
+            return Planned::Skipped(format!("{}: runtime rules: {why}", job_name));
+        }
+        let platform_filter: Option<Vec<String>> = input["platform_filter"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            });
+        if node["kind"] == "job"
+            && !kernelci_sched::matching::platform_filter_allows(
+                platform_filter.as_deref(),
+                &job.kind,
+                &platform_name,
+            )
+        {
+            return Planned::Skipped(format!(
+                "{}: platform {} not in the platform filter",
+                job_name, platform_name
+            ));
+        }
+        node["data"]["platform"] = platform_name.clone().into();
+        let platform_rules = platform.rules.clone();
+        if let Err(why) = decide(platform_rules.as_ref(), &node, &lookup).await {
+            return Planned::Skipped(format!("{}: platform rules: {why}", job_name));
+        }
+        if let Some(priority) = tree_priority(&self.ctx, input) {
+            node["data"]["tree_priority"] = priority.into();
+        }
+        let key = format!(
+            "{parent_id}/{}/{}/{}/{retry_counter}",
+            job_name, plan.runtime, platform_name
+        );
+        node["data"]["schedule_key"] = key.clone().into();
+        let created = match self.ctx.api.create(&node).await {
+            Ok(n) => n,
+            Err(ApiError::Conflict(_)) => {
+                // Already scheduled; submit it only if a previous run died before that.
+                match self.unsubmitted(&key).await {
+                    Some(n) => n,
+                    None => {
+                        return Planned::Skipped(format!(
+                            "{}: already scheduled ({key})",
+                            job_name
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                return Planned::Skipped(format!("{}: cannot create the node: {e}", job_name));
+            }
+        };
+        self.submit(created, input, job, runtime, platform_value(platform))
+            .await
+    }
+
+    /// A node with this schedule key that is still running and has no job id.
+    async fn unsubmitted(&self, key: &str) -> Option<Value> {
+        let found = self
+            .ctx
+            .api
+            .find(&[("data.schedule_key", key.to_string())])
+            .await
+            .ok()?;
+        found
+            .into_iter()
+            .find(|n| n["state"] == "running" && n["data"]["job_id"].is_null())
+    }
+
+    async fn submit(
+        &self,
+        mut node: Value,
+        input: &Value,
+        job: &kernelci_sched::config::JobConfig,
+        runtime: Arc<dyn Runtime>,
+        platform: Value,
+    ) -> Planned {
+        let id = node["id"].as_str().unwrap_or_default().to_string();
+        let job_name = job.name.as_str();
+        // Templates see the parent's artifacts (tarball, kernel, modules, ...).
+        let mut view = node.clone();
+        view["artifacts"] = input["artifacts"].clone();
+        let params = match job_params(&self.ctx, job, &platform) {
+            Ok(p) => p,
+            Err(why) => return self.fail(node, "invalid_job_params", &why).await,
+        };
+        let fragment_configs = params.get("fragment_configs").cloned().unwrap_or(json!([]));
+        let mut context = JobContext::new(job_name, runtime.lab_type())
+            .node(view.clone())
+            .platform(platform.clone())
+            .params(Value::Object(params))
+            .fragment_configs(fragment_configs)
+            .api_config(json!({"name": "local", "url": self.ctx.settings.public_api_url(), "version": "latest", "timeout": 60}))
+            .storage_config(json!({"name": "local", "storage_type": "local", "base_url": self.ctx.settings.storage_url()}))
+            .instance(None, Some(format!("{}/pipeline", self.ctx.settings.public_url)));
+        if let Some(image) = &job.image {
+            context = context.runtime_image(image.clone());
+        }
+        let definition =
+            match self
+                .ctx
+                .templates
+                .render(runtime.lab_type(), &job.template, &context.build())
+            {
+                Ok(d) if d.trim().is_empty() => {
+                    return self
+                        .fail_result(
+                            node,
+                            "fail",
+                            "job_generation_error",
+                            "the template rendered nothing",
+                        )
+                        .await;
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    return self
+                        .fail(node, "job_generation_error", &e.to_string())
+                        .await;
+                }
+            };
+        let timeout = job_timeout(&self.ctx, job);
+        let submission = JobSubmission {
+            node_id: id.clone(),
+            job_name: job_name.to_string(),
+            definition,
+            timeout,
+            env: vec![
+                ("KCI_NODE_ID".into(), id.clone()),
+                ("KCI_API_URL".into(), self.ctx.settings.public_api_url()),
+            ],
+        };
+        let rt = runtime.clone();
+        let handle = match tokio::task::spawn_blocking(move || rt.submit(&submission)).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return self.fail(node, "submit_error", &e.to_string()).await,
+            Err(e) => return self.fail(node, "submit_error", &e.to_string()).await,
+        };
+        node["data"]["job_id"] = handle.job_id.clone().into();
+        if let Err(e) = self.ctx.api.update(&node).await {
+            tracing::warn!("scheduler: {id}: cannot record job id: {e}");
+        }
+        if runtime.workdir(&handle).is_some()
+            && let Ok(mut v) = self.in_flight.lock()
+        {
+            v.push(InFlight {
+                node_id: id.clone(),
+                kind: node["kind"].as_str().unwrap_or("job").to_string(),
+                runtime: runtime.name().to_string(),
+                handle,
+            });
+        }
+        Planned::Submitted(id)
+    }
+
+    async fn fail(&self, node: Value, code: &str, msg: &str) -> Planned {
+        self.fail_result(node, "incomplete", code, msg).await
+    }
+
+    async fn fail_result(&self, mut node: Value, result: &str, code: &str, msg: &str) -> Planned {
+        let id = node["id"].as_str().unwrap_or_default().to_string();
+        node["state"] = "done".into();
+        node["result"] = result.into();
+        node["data"]["error_code"] = code.into();
+        node["data"]["error_msg"] = msg.chars().take(1000).collect::<String>().into();
+        if let Err(e) = self.ctx.api.update(&node).await {
+            tracing::warn!("scheduler: {id}: cannot mark failed: {e}");
+        }
+        Planned::Failed(id, format!("{code}: {msg}"))
+    }
+
+    /// Jobs of our local runtimes that were running when a previous scheduler stopped
+    /// cannot be followed any more: mark them incomplete at once (job-retry reruns them)
+    /// instead of waiting hours for their timeout.
+    async fn recover_lost_jobs(&self) {
+        for (name, rt) in self.runtimes.iter() {
+            if rt.lab_type() != "shell" {
+                continue;
+            }
+            let Ok(nodes) = self
+                .ctx
+                .api
+                .find(&[("state", "running".into()), ("data.runtime", name.clone())])
+                .await
+            else {
+                continue;
+            };
+            for node in nodes {
+                if node["data"]["job_id"].is_null() {
+                    continue;
+                }
+                let _ = self
+                    .fail(
+                        node,
+                        "Infrastructure",
+                        "job lost: the scheduler restarted while it ran",
+                    )
+                    .await;
+            }
+        }
+    }
+
+    async fn watch_loop(self) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let jobs: Vec<InFlight> = match self.in_flight.lock() {
+                Ok(v) => v.clone(),
+                Err(_) => continue,
+            };
+            for job in jobs {
+                let Some(rt) = self.runtimes.get(&job.runtime).cloned() else {
+                    continue;
+                };
+                let handle = job.handle.clone();
+                let status = tokio::task::spawn_blocking({
+                    let rt = rt.clone();
+                    move || rt.status(&handle)
+                })
+                .await;
+                let status = match status {
+                    Ok(Ok(JobStatus::Running)) => continue,
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!("scheduler: status of {}: {e}", job.node_id);
+                        JobStatus::Lost
+                    }
+                    Err(_) => JobStatus::Lost,
+                };
+                if let Ok(mut v) = self.in_flight.lock() {
+                    v.retain(|j| j.node_id != job.node_id);
+                }
+                let workdir = rt.workdir(&job.handle);
+                let log = rt.logs(&job.handle).unwrap_or_default();
+                if let Err(e) = crate::collect::collect(
+                    &self.ctx,
+                    &job.node_id,
+                    &job.kind,
+                    &status,
+                    workdir.as_deref(),
+                    &log,
+                )
+                .await
+                {
+                    tracing::error!("scheduler: collecting {}: {e:#}", job.node_id);
+                }
+                let handle = job.handle.clone();
+                let _ = tokio::task::spawn_blocking(move || rt.release(&handle)).await;
+            }
+        }
+    }
+}
+
+/// Evaluate rules (async wrapper around the pure evaluator: ancestors are prefetched).
+async fn decide(
+    rules: Option<&Value>,
+    node: &Value,
+    lookup: &crate::ancestry::Ancestors<'_>,
+) -> Result<(), String> {
+    let Some(rules) = rules.filter(|r| !r.is_null()) else {
+        return Ok(());
+    };
+    let chain = lookup.prefetch(node).await;
+    match kernelci_sched::rules::should_create_node(rules, node, &chain) {
+        kernelci_sched::rules::Decision::Allow => Ok(()),
+        kernelci_sched::rules::Decision::Deny(why) => Err(why),
+    }
+}
+
+/// The platform as templates see it (`platform_config`).
+fn platform_value(p: &kernelci_sched::config::PlatformConfig) -> Value {
+    let dtb = p.dtb.as_ref().map(|d| match d {
+        kernelci_sched::config::Dtb::One(s) => Value::from(s.clone()),
+        kernelci_sched::config::Dtb::Many(v) => json!(v),
+    });
+    json!({
+        "name": p.name, "arch": p.arch, "base_name": p.base_name.clone().unwrap_or_else(|| p.name.clone()),
+        "boot_method": p.boot_method, "mach": p.mach, "context": p.context,
+        "compatible": p.compatible, "dtb": dtb, "flash_image": p.flash_image,
+        "params": p.params, "rules": p.rules,
+    })
+}
+
+/// upstream `create_job_node`: the child of `input` for job `name`.
+fn new_job_node(input: &Value, name: &str, kind: &str, retry_counter: i64) -> Value {
+    let mut path: Vec<Value> = input["path"].as_array().cloned().unwrap_or_default();
+    path.push(name.into());
+    let mut node = json!({
+        "kind": kind,
+        "parent": input["id"],
+        "name": name,
+        "path": path,
+        "group": name,
+        "artifacts": {},
+        "data": {"kernel_revision": input["data"]["kernel_revision"]},
+        "retry_counter": retry_counter,
+        "submitter": input.get("submitter").cloned().unwrap_or(Value::Null),
+        "treeid": input.get("treeid").cloned().unwrap_or(Value::Null),
+        "timeout": iso_in(Duration::from_secs(6 * 3600)),
+    });
+    for key in ["jobfilter", "platform_filter"] {
+        if let Some(v) = input.get(key).filter(|v| !v.is_null()) {
+            node[key] = v.clone();
+        }
+    }
+    node
+}
+
+/// The build config priority of the input's tree/branch.
+fn tree_priority(ctx: &Ctx, input: &Value) -> Option<String> {
+    let rev = &input["data"]["kernel_revision"];
+    ctx.config
+        .build_configs
+        .values()
+        .find(|bc| rev["tree"] == bc.tree.as_str() && rev["branch"] == bc.branch.as_str())
+        .and_then(|bc| bc.priority.clone())
+}
+
+/// Job parameters: platform params, then job params, rootfs_ref, `{placeholders}` filled,
+/// and `fragment_configs` resolved from the `fragments` section.
+fn job_params(
+    ctx: &Ctx,
+    job: &kernelci_sched::config::JobConfig,
+    platform: &Value,
+) -> Result<Map<String, Value>, String> {
+    let mut params = Map::new();
+    if let Some(p) = platform.get("params").and_then(Value::as_object) {
+        params.extend(p.clone());
+    }
+    params.extend(job.params.clone());
+    if let Some(r) = params
+        .get("rootfs_ref")
+        .and_then(Value::as_str)
+        .map(String::from)
+    {
+        let Some(rootfs) = ctx.config.rootfs.get(&r) else {
+            return Err(format!("rootfs_ref {r:?} is not in the rootfs section"));
+        };
+        for (k, v) in rootfs {
+            params.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let mut fragment_configs = Vec::new();
+    if let Some(frags) = params.get("fragments").and_then(Value::as_array) {
+        for f in frags.iter().filter_map(Value::as_str) {
+            if f.starts_with("CONFIG_") {
+                fragment_configs.push(json!({"name": f, "configs": [f]}));
+            } else if let Some(frag) = ctx.config.fragments.get(f) {
+                fragment_configs.push(json!({"name": f, "configs": frag.configs}));
+            } else {
+                return Err(format!("fragment {f:?} is not in the fragments section"));
+            }
+        }
+    }
+    params.insert("fragment_configs".into(), fragment_configs.into());
+    Ok(params)
+}
+
+/// The job's time limit: `params.job_timeout` minutes, else the settings' default.
+fn job_timeout(ctx: &Ctx, job: &kernelci_sched::config::JobConfig) -> Duration {
+    job.params
+        .get("job_timeout")
+        .and_then(Value::as_u64)
+        .map(|m| Duration::from_secs(m * 60))
+        .unwrap_or(ctx.settings.job_timeout)
+}

@@ -1,0 +1,407 @@
+//! The pipeline end to end in the real binary, fast: a git tree made here whose Makefile
+//! imitates kbuild, and a QEMU stand-in that prints a kernel boot log. `kernelci up
+//! --config` must take a commit through checkout -> tarball -> kbuild -> boot job -> done,
+//! and into KCIDB; a commit that breaks the build must end as a failed build with a logspec
+//! issue. Runs on SQLite, or on PostgreSQL when KERNELCI_TEST_DATABASE_URL is set.
+//! (The real-kernel version of this is scripts/e2e-real-kernel.sh.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kernelci_tests::TestDb;
+use serde_json::Value;
+
+const MAKEFILE: &str = r##"# A stand-in for kbuild: just enough targets for the kbuild job template.
+tinyconfig defconfig:
+	@echo "# fake config" > .config
+	@echo "CONFIG_64BIT=y" >> .config
+olddefconfig:
+	@true
+bzImage:
+	@echo "  CC      init/main.o"
+	@if [ -f BREAK ]; then \
+	  echo "drivers/fake/broken.c:12:9: error: 'undeclared_thing' undeclared (first use in this function)"; \
+	  echo "make[2]: *** [scripts/Makefile.build:250: drivers/fake/broken.o] Error 1"; \
+	  exit 2; fi
+	@mkdir -p arch/x86/boot
+	@echo "fake kernel image" > arch/x86/boot/bzImage
+	@echo "  Kernel: arch/x86/boot/bzImage is ready  (#1)"
+.PHONY: tinyconfig defconfig olddefconfig bzImage
+"##;
+
+const FAKE_QEMU: &str = r#"#!/bin/sh
+# Prints what a tinyconfig kernel prints on the serial console, then exits like
+# `qemu -no-reboot` after the guest reboots.
+echo "Booting from ROM.."
+echo "[    0.000000] Linux version 6.1.0-fake (ci@example) (gcc 12.2.0) #1 SMP"
+echo "[    0.051967] Kernel command line: console=ttyS0"
+echo "[    0.605670] Run /init as init process"
+echo "BOOT-MARKER: init reached, kernel 6.1.0-fake x86_64, uptime ?"
+echo "[    1.030994] reboot: Restarting system"
+exit 0
+"#;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=ci", "-c", "user.email=ci@example.invalid"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn config(tree: &Path, qemu: &Path, ramdisk: &Path) -> String {
+    format!(
+        r#"
+trees:
+  fake:
+    url: "{tree}"
+build_configs:
+  fake-master:
+    tree: fake
+    branch: master
+fragments:
+  qemu-console:
+    path: kernel/configs/qemu-console.config
+    configs: ["CONFIG_SERIAL_8250=y", "CONFIG_PRINTK_TIME=y"]
+runtimes:
+  shell:
+    lab_type: shell
+platforms:
+  qemu-x86_64:
+    arch: x86_64
+    boot_method: qemu
+    mach: qemu
+    params:
+      qemu_bin: "{qemu}"
+      ramdisk: "{ramdisk}"
+jobs:
+  kbuild-gcc-x86_64:
+    template: kbuild.jinja2
+    kind: kbuild
+    params: {{arch: x86_64, compiler: gcc, defconfig: tinyconfig, fragments: [qemu-console], jobs: 1}}
+  baseline-x86_64:
+    template: baseline.jinja2
+    kind: job
+    kcidb_test_suite: boot
+    params: {{boot_timeout: 20}}
+scheduler:
+  - job: kbuild-gcc-x86_64
+    event: {{channel: node, kind: checkout, state: available}}
+    runtime: {{name: shell}}
+  - job: baseline-x86_64
+    event: {{channel: node, kind: kbuild, state: available, name: kbuild-gcc-x86_64}}
+    runtime: {{name: shell}}
+    platforms: [qemu-x86_64]
+"#,
+        tree = tree.display(),
+        qemu = qemu.display(),
+        ramdisk = ramdisk.display()
+    )
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Every node of the tree of the checkout of `commit`, once they are all `done`.
+async fn wait_tree_done(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    commit: &str,
+    server: &common::Server,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let checkouts = get(
+            client,
+            &format!("{base}/latest/nodes/fast?kind=checkout&data.kernel_revision.commit={commit}"),
+            token,
+        )
+        .await;
+        if let Some(c) = checkouts.as_array().and_then(|a| a.first()) {
+            let treeid = c["treeid"].as_str().unwrap();
+            let nodes = get(
+                client,
+                &format!("{base}/latest/nodes/fast?treeid={treeid}"),
+                token,
+            )
+            .await;
+            let nodes = nodes.as_array().unwrap().clone();
+            if nodes.iter().all(|n| n["state"] == "done") && nodes.len() > 1 {
+                return nodes;
+            }
+        }
+        if Instant::now() > deadline {
+            let log: Vec<String> = server.stderr.try_iter().collect();
+            panic!(
+                "the tree of {commit} did not finish; server log:\n{}",
+                log.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn by_name<'a>(nodes: &'a [Value], name: &str) -> &'a Value {
+    nodes
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {nodes:#?}"))
+}
+
+async fn kcidb_count(db_url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    if db_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(db_url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+async fn wait_count(db_url: &str, sql: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = kcidb_count(db_url, sql).await;
+        if n >= want {
+            assert_eq!(n, want, "{sql}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: {n} rows, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("linux");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
+    git(&tree, &["init", "-q", "-b", "master"]);
+    git(&tree, &["add", "-A"]);
+    git(&tree, &["commit", "-q", "-m", "v6.1 fake"]);
+    git(&tree, &["tag", "v6.1"]);
+    let qemu = dir.path().join("fake-qemu");
+    std::fs::write(&qemu, FAKE_QEMU).unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&qemu)
+        .status()
+        .unwrap();
+    let ramdisk = dir.path().join("initramfs.cpio.gz");
+    std::fs::write(&ramdisk, b"not really an initramfs").unwrap();
+    let cfg = dir.path().join("pipeline.yaml");
+    std::fs::write(&cfg, config(&tree, &qemu, &ramdisk)).unwrap();
+
+    let db = TestDb::new().await;
+    let data = dir.path().join("data");
+    let mut extra = vec![
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trigger-poll",
+        "1",
+        "--holdoff",
+        "1",
+        "--timeout-poll",
+        "1",
+        "--kcidb-sweep",
+        "2",
+        "--kcidb-triage-interval",
+        "1",
+    ];
+    let pg = db.url.starts_with("postgres");
+    if pg {
+        extra.extend(["--database-url", db.url.as_str()]);
+    }
+    let server = common::start("up", &data, &extra, &[]);
+    let base = server.base.clone();
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let token = token.trim();
+    let client = reqwest::Client::new();
+
+    // 1. A good commit: everything passes.
+    let head = String::from_utf8(
+        Command::new("git")
+            .arg("-C")
+            .arg(&tree)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let nodes = wait_tree_done(&client, &base, token, &head, &server).await;
+    let checkout = by_name(&nodes, "checkout");
+    assert_eq!(checkout["result"], "pass", "{checkout:#}");
+    assert_eq!(checkout["data"]["kernel_revision"]["describe"], "v6.1");
+    assert_eq!(checkout["data"]["kernel_revision"]["version"]["version"], 6);
+    let tarball = checkout["artifacts"]["tarball"].as_str().unwrap();
+    assert!(
+        tarball.ends_with("/linux-fake-master-v6.1.tar.gz"),
+        "{tarball}"
+    );
+    let kbuild = by_name(&nodes, "kbuild-gcc-x86_64");
+    assert_eq!(kbuild["result"], "pass", "{kbuild:#}");
+    assert_eq!(kbuild["data"]["kernel_type"], "bzimage");
+    assert_eq!(kbuild["data"]["config_full"], "tinyconfig+qemu-console");
+    let kernel = kbuild["artifacts"]["kernel"].as_str().unwrap();
+    let image = client
+        .get(kernel)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(image, "fake kernel image\n");
+    let build_log = kbuild["artifacts"]["build_log"].as_str().unwrap();
+    let log = client
+        .get(build_log)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("CC      init/main.o"), "{log}");
+    let boot = by_name(&nodes, "baseline-x86_64");
+    assert_eq!(boot["result"], "pass", "{boot:#}");
+    assert_eq!(boot["parent"], kbuild["id"]);
+    assert_eq!(boot["data"]["platform"], "qemu-x86_64");
+    let login = by_name(&nodes, "login");
+    assert_eq!(login["result"], "pass");
+    assert_eq!(
+        login["path"],
+        serde_json::json!([
+            "checkout",
+            "kbuild-gcc-x86_64",
+            "baseline-x86_64",
+            "baseline",
+            "login"
+        ])
+    );
+    // Exactly one job of each: no duplicates.
+    assert_eq!(
+        nodes
+            .iter()
+            .filter(|n| n["name"] == "kbuild-gcc-x86_64")
+            .count(),
+        1
+    );
+    assert_eq!(
+        nodes
+            .iter()
+            .filter(|n| n["name"] == "baseline-x86_64")
+            .count(),
+        1
+    );
+
+    // ... and into KCIDB.
+    let kcidb_url = if pg {
+        db.url.clone()
+    } else {
+        format!("sqlite://{}", data.join("kcidb.db").display())
+    };
+    let kid = kbuild["id"].as_str().unwrap();
+    wait_count(
+        &kcidb_url,
+        &format!("SELECT count(*) FROM builds WHERE id = 'maestro:{kid}' AND status = 'PASS'"),
+        1,
+    )
+    .await;
+    wait_count(
+        &kcidb_url,
+        "SELECT count(*) FROM tests WHERE path = 'boot.baseline.login' AND status = 'PASS'",
+        1,
+    )
+    .await;
+    wait_count(
+        &kcidb_url,
+        "SELECT count(*) FROM tests WHERE path = 'boot' AND status = 'PASS'",
+        1,
+    )
+    .await;
+    wait_count(
+        &kcidb_url,
+        &format!("SELECT count(*) FROM checkouts WHERE git_commit_hash = '{head}'"),
+        1,
+    )
+    .await;
+
+    // 2. A commit that breaks the build: a failed build, no boot job, a logspec issue.
+    std::fs::write(tree.join("BREAK"), "").unwrap();
+    git(&tree, &["add", "-A"]);
+    git(&tree, &["commit", "-q", "-m", "break the build"]);
+    let bad = String::from_utf8(
+        Command::new("git")
+            .arg("-C")
+            .arg(&tree)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let nodes = wait_tree_done(&client, &base, token, &bad, &server).await;
+    let kbuild = by_name(&nodes, "kbuild-gcc-x86_64");
+    assert_eq!(kbuild["result"], "fail", "{kbuild:#}");
+    assert!(nodes.iter().all(|n| n["name"] != "baseline-x86_64"));
+    let kid = kbuild["id"].as_str().unwrap();
+    wait_count(
+        &kcidb_url,
+        &format!("SELECT count(*) FROM builds WHERE id = 'maestro:{kid}' AND status = 'FAIL'"),
+        1,
+    )
+    .await;
+    wait_count(
+        &kcidb_url,
+        &format!("SELECT count(*) FROM incidents WHERE build_id = 'maestro:{kid}'"),
+        1,
+    )
+    .await;
+
+    // The trigger made one checkout per commit, however many polls it did.
+    let all = get(
+        &client,
+        &format!("{base}/latest/nodes/fast?kind=checkout"),
+        token,
+    )
+    .await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+}
