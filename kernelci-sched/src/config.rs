@@ -652,8 +652,12 @@ impl PipelineConfig {
         // Scheduler entries without `platforms` run on the platform named after the
         // runtime's lab_type; upstream's platforms.yaml declares these as empty entries, a
         // config of our own should not have to.
-        let runtime_types: Vec<String> =
-            cfg.runtimes.values().map(|r| r.lab_type.clone()).collect();
+        let runtime_types: Vec<String> = cfg
+            .runtimes
+            .values()
+            .map(|r| r.lab_type.clone())
+            .filter(|t| matches!(t.as_str(), "shell" | "docker" | "kubernetes"))
+            .collect();
         for lab_type in runtime_types {
             if !cfg.platforms.contains_key(&lab_type)
                 && let Some(pc) =

@@ -1,6 +1,7 @@
 //! The pipeline REST API (specs/pipeline.md §6), served under `/pipeline` by `kernelci up`:
-//! `POST /api/checkout`, `POST /api/jobretry`, `POST /api/patchset`, `GET /api/metrics`, and
-//! the LAVA callback `POST /node/{id}`.
+//! `POST /api/checkout`, `POST /api/jobretry`, `POST /api/patchset` (the patchset role does
+//! the rest), `GET /api/metrics`, and the LAVA callback `POST /node/{id}` (501 until the
+//! LAVA runtime exists).
 //!
 //! Tokens: HS256 JWTs in `Authorization` (raw, as kci-dev sends them, or `Bearer`), with a
 //! `permissions` list (`checkout`, `testretry`, `patchset`) and an `email`; `exp` is checked.
@@ -361,15 +362,151 @@ async fn jobretry_inner(
     Ok(reply(StatusCode::OK, "OK"))
 }
 
-async fn patchset(State(api): State<PipelineApi>, headers: HeaderMap) -> Response {
-    if let Err(r) = api.authorize(&headers, "patchset") {
-        return r.into_response();
+async fn patchset(
+    State(api): State<PipelineApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match patchset_inner(&api, &headers, &body).await {
+        Ok(r) | Err(r) => r.into_response(),
     }
-    reply(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented: the patchset role is not available yet",
-    )
-    .into_response()
+}
+
+async fn patchset_inner(
+    api: &PipelineApi,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Reply, Reply> {
+    let claims = api.authorize(headers, "patchset")?;
+    let Some(email) = claims["email"].as_str().filter(|e| !e.is_empty()) else {
+        return Err(reply(
+            StatusCode::UNAUTHORIZED,
+            "The token has no email claim",
+        ));
+    };
+    let v = body_json(body)?;
+    let Some(nodeid) = v["nodeid"].as_str() else {
+        return Err(reply(StatusCode::BAD_REQUEST, "nodeid is required"));
+    };
+    let jobfilter = string_list(&v, "jobfilter", 8)?;
+    let platform_filter = string_list(&v, "platformfilter", 8)?;
+    let checkout = api
+        .ctx
+        .api
+        .node(nodeid)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
+        .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+    if checkout["kind"] != "checkout" {
+        return Err(reply(StatusCode::BAD_REQUEST, "The node is not a checkout"));
+    }
+    let mut artifacts = serde_json::Map::new();
+    if let Some(urls) = string_list(&v, "patchurl", 32)? {
+        for (i, u) in urls.iter().enumerate() {
+            let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
+            if !ok {
+                return Err(reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("patchurl {u:?} is not an http(s) URL"),
+                ));
+            }
+            artifacts.insert(format!("patch{i}"), u.clone().into());
+        }
+    } else if let Some(texts) = string_list(&v, "patch", 32)? {
+        let safe_email: String = email
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+        for (i, text) in texts.iter().enumerate() {
+            if text.is_empty() {
+                return Err(reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("patch {i} is empty"),
+                ));
+            }
+            crate::patchset::check_patch(text.as_bytes())
+                .map_err(|e| reply(StatusCode::BAD_REQUEST, format!("patch {i}: {e}")))?;
+            let tmp = tempfile::NamedTempFile::new()
+                .and_then(|f| std::fs::write(f.path(), text).map(|_| f))
+                .map_err(|e| reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let dest = format!("patchset/{safe_email}/{nodeid}-{stamp}-{i}.patch");
+            let url = api
+                .ctx
+                .storage
+                .upload(tmp.path(), &dest)
+                .await
+                .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+            artifacts.insert(format!("patch{i}"), url.into());
+        }
+    }
+    if artifacts.is_empty() {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            "Give patchurl (a list of URLs) or patch (a list of patch texts)",
+        ));
+    }
+    let mut node = checkout.clone();
+    if let Some(obj) = node.as_object_mut() {
+        for key in [
+            "id",
+            "created",
+            "updated",
+            "timeout",
+            "result",
+            "owner",
+            "holdoff",
+            "processed_by_kcidb_bridge",
+            "jobfilter",
+            "platform_filter",
+        ] {
+            obj.remove(key);
+        }
+    }
+    if let Some(data) = node["data"].as_object_mut() {
+        data.remove("schedule_key");
+        data.remove("error_code");
+        data.remove("error_msg");
+    }
+    let mut path = checkout["path"].as_array().cloned().unwrap_or_default();
+    path.push("patchset".into());
+    node["name"] = "patchset".into();
+    node["path"] = path.into();
+    node["group"] = "patchset".into();
+    node["state"] = "running".into();
+    node["parent"] = nodeid.into();
+    node["artifacts"] = artifacts.into();
+    node["timeout"] = iso_in(Duration::from_secs(300 * 60)).into();
+    node["submitter"] = format!("user:{email}").into();
+    let url = checkout["data"]["kernel_revision"]["url"]
+        .as_str()
+        .unwrap_or_default();
+    let branch = checkout["data"]["kernel_revision"]["branch"]
+        .as_str()
+        .unwrap_or_default();
+    node["treeid"] = trigger::treeid(url, branch, chrono::Utc::now()).into();
+    if let Some(jf) = jobfilter {
+        node["jobfilter"] = json!(jf);
+    }
+    if let Some(pf) = platform_filter {
+        node["platform_filter"] = json!(pf);
+    }
+    let created = api
+        .ctx
+        .api
+        .create(&node)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"message": "OK", "node": created})),
+    ))
 }
 
 async fn callback(State(api): State<PipelineApi>, Path(_id): Path<String>) -> Response {

@@ -238,12 +238,22 @@ pub fn boot_hierarchy(node: &mut Value, console: &[u8], marker: &str) -> Value {
         extra: true,
         ..Default::default()
     };
-    let parsed = kernelci_logspec::parse_bytes(
-        console,
+    let text = String::from_utf8_lossy(console);
+    let mut parsed = kernelci_logspec::parse_str_with(
+        &text,
         kernelci_logspec::Parser::GenericLinuxBoot,
         &options,
     );
-    let text = String::from_utf8_lossy(console);
+    if parsed.state("bootloader.done") == Some(false) && text.contains("Linux version") {
+        // QEMU's -kernel boots (and some firmwares) print no bootloader hand-over line that
+        // upstream's parser knows: the kernel's own banner is the hand-over.
+        let with_handover = format!("Starting kernel ...\n{text}");
+        parsed = kernelci_logspec::parse_str_with(
+            &with_handover,
+            kernelci_logspec::Parser::GenericLinuxBoot,
+            &options,
+        );
+    }
     let started =
         parsed.state("linux.boot.kernel_started") == Some(true) || text.contains("Linux version");
     let login = parsed.state("linux.boot.prompt") == Some(true)
@@ -355,7 +365,10 @@ mod tests {
         assert_eq!(tests[0]["node"]["data"]["arch"], "x86_64");
 
         let mut node = json!({"id": "n1", "name": "baseline-x86", "path": ["checkout", "baseline-x86"], "data": {}});
-        let log = b"[    0.000000] Linux version 6.1.0 (gcc)\n[    0.700000] Kernel panic - not syncing: No working init found.\n";
+        let log = b"[    0.000000] Linux version 6.1.0 (gcc)\n\
+            [    0.700000] Kernel panic - not syncing: No working init found.\n\
+            [    0.700100] CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0 #1\n\
+            [    0.700200] ---[ end Kernel panic - not syncing: No working init found. ]---\n";
         let h = boot_hierarchy(&mut node, log, "BOOT-MARKER: init reached");
         assert_eq!(h["node"]["result"], "fail");
         let tests = &h["child_nodes"][0]["child_nodes"];

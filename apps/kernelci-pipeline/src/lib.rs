@@ -15,6 +15,7 @@ pub mod events;
 pub mod git;
 pub mod job_retry;
 pub mod kcidb_bridge;
+pub mod patchset;
 pub mod scheduler;
 pub mod storage;
 pub mod tarball;
@@ -90,6 +91,12 @@ pub struct Settings {
     /// A console line that counts as "login reached" for boot jobs whose init prints a
     /// marker instead of a shell prompt.
     pub boot_marker: String,
+    /// Patchset role poll period.
+    pub patchset_poll: Duration,
+    /// Hosts patches may be downloaded from, besides the storage host.
+    pub patch_domains: Vec<String>,
+    /// Characters of the patchset hash in its tarball name.
+    pub patchset_short_hash_len: usize,
 }
 
 impl Settings {
@@ -108,6 +115,9 @@ impl Settings {
             max_retries: 3,
             kcidb_sweep: Duration::from_secs(300),
             boot_marker: "BOOT-MARKER: init reached".into(),
+            patchset_poll: Duration::from_secs(30),
+            patch_domains: vec!["patchwork.kernel.org".into(), "lore.kernel.org".into()],
+            patchset_short_hash_len: 13,
         }
     }
 
@@ -152,6 +162,8 @@ pub enum Role {
     JobRetry,
     /// Send results to KCIDB.
     Kcidb,
+    /// Apply patchsets.
+    Patchset,
 }
 
 /// Start `roles` as tasks; each runs until aborted. Every event-driven role subscribes
@@ -200,6 +212,9 @@ pub async fn spawn_roles(
     }
     if has(Role::Trigger) {
         tasks.push(tokio::spawn(trigger::run(ctx.clone())));
+    }
+    if has(Role::Patchset) {
+        tasks.push(tokio::spawn(patchset::run(ctx.clone())));
     }
     tasks
 }

@@ -9,7 +9,9 @@
 //! - events come from durable subscriptions (`scheduler:node`, `scheduler:retry`) that are
 //!   acknowledged only by the next poll, so a scheduler killed mid-way gets the event again;
 //!   a job node that exists but was never submitted (killed between create and submit) is
-//!   found by its key and submitted then;
+//!   found by its key and submitted then, once it is [`ABANDONED_AFTER`] old (younger, it is
+//!   another scheduler's job being submitted: we wait for its job id instead of running the
+//!   job twice);
 //! - every skip is logged with its reason (rules, filters, frequency), not only in debug.
 
 use std::collections::HashMap;
@@ -23,6 +25,10 @@ use serde_json::{Map, Value, json};
 use crate::client::ApiError;
 use crate::events::EventStream;
 use crate::{Ctx, iso, iso_in};
+
+/// A job node still without a job id this long after its creation was abandoned by its
+/// scheduler (killed between create and submit); a younger one is being submitted.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(60);
 
 /// A job this scheduler submitted and still watches.
 #[derive(Debug, Clone)]
@@ -288,17 +294,27 @@ impl Scheduler {
             .await
     }
 
-    /// A node with this schedule key that is still running and has no job id.
+    /// The node with this schedule key if its creator died before submitting it: still
+    /// running, no job id, and created [`ABANDONED_AFTER`] ago. A younger such node is being
+    /// submitted by another scheduler right now: wait for its job id (then `None`: it is
+    /// scheduled) rather than submitting the job a second time.
     async fn unsubmitted(&self, key: &str) -> Option<Value> {
-        let found = self
-            .ctx
-            .api
-            .find(&[("data.schedule_key", key.to_string())])
-            .await
-            .ok()?;
-        found
-            .into_iter()
-            .find(|n| n["state"] == "running" && n["data"]["job_id"].is_null())
+        loop {
+            let found = self
+                .ctx
+                .api
+                .find(&[("data.schedule_key", key.to_string())])
+                .await
+                .ok()?;
+            let node = found
+                .into_iter()
+                .find(|n| n["state"] == "running" && n["data"]["job_id"].is_null())?;
+            let age = age(&node).unwrap_or(ABANDONED_AFTER);
+            if age >= ABANDONED_AFTER {
+                return Some(node);
+            }
+            tokio::time::sleep((ABANDONED_AFTER - age).min(Duration::from_millis(300))).await;
+        }
     }
 
     async fn submit(
@@ -482,6 +498,17 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Time since the node was created (zero if its `created` is in our future).
+fn age(node: &Value) -> Option<Duration> {
+    let created = node["created"].as_str()?;
+    let created = chrono::NaiveDateTime::parse_from_str(created, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some(
+        (chrono::Utc::now().naive_utc() - created)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// Evaluate rules (async wrapper around the pure evaluator: ancestors are prefetched).

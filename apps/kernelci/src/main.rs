@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every role in one process (embedded default: SQLite under --data-dir).
-    Up(serve::UpArgs),
+    Up(Box<serve::UpArgs>),
     /// Run the Maestro API role alone (also serves upstream's unprefixed paths).
     Api(serve::ServeArgs),
     /// Users and tokens.
@@ -71,6 +71,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => {
+                let args = *args;
                 serve::run(
                     args.serve,
                     serve::Roles::All,

@@ -46,8 +46,15 @@ pub struct PipelineArgs {
     /// Seconds between sweeps of results not yet sent to KCIDB.
     #[arg(long, env = "KERNELCI_KCIDB_SWEEP", default_value_t = 300)]
     pub kcidb_sweep: u64,
+    /// Seconds between two looks for new patchsets.
+    #[arg(long, env = "KERNELCI_PATCHSET_POLL", default_value_t = 30)]
+    pub patchset_poll: u64,
+    /// Hosts patches may be downloaded from, besides the artifact storage
+    /// (default: patchwork.kernel.org, lore.kernel.org).
+    #[arg(long, env = "KERNELCI_PATCH_DOMAINS", value_delimiter = ',')]
+    pub patch_domains: Option<Vec<String>>,
     /// Pipeline roles to run (default: all of trigger, tarball, scheduler, timeout,
-    /// job-retry, kcidb).
+    /// job-retry, kcidb, patchset).
     #[arg(long, env = "KERNELCI_PIPELINE_ROLES", value_delimiter = ',')]
     pub pipeline_roles: Option<Vec<String>>,
     /// Upload artifacts to a kernelci-storage server at this URL instead of the local
@@ -77,6 +84,7 @@ fn parse_roles(list: Option<&[String]>) -> Result<Vec<Role>> {
         "timeout",
         "job-retry",
         "kcidb",
+        "patchset",
     ];
     let names: Vec<String> = match list {
         Some(l) => l
@@ -96,6 +104,7 @@ fn parse_roles(list: Option<&[String]>) -> Result<Vec<Role>> {
                 "timeout" => Role::Timeout,
                 "job-retry" => Role::JobRetry,
                 "kcidb" => Role::Kcidb,
+                "patchset" => Role::Patchset,
                 other => bail!(
                     "unknown pipeline role {other:?} (known: {})",
                     all.join(", ")
@@ -153,6 +162,10 @@ fn settings(args: &PipelineArgs, work_dir: PathBuf, public_url: &str) -> Setting
     s.timeout_poll = Duration::from_secs(args.timeout_poll.max(1));
     s.job_timeout = Duration::from_secs(args.job_timeout.max(1) * 60);
     s.kcidb_sweep = Duration::from_secs(args.kcidb_sweep.max(1));
+    s.patchset_poll = Duration::from_secs(args.patchset_poll.max(1));
+    if let Some(domains) = &args.patch_domains {
+        s.patch_domains = domains.clone();
+    }
     s
 }
 
@@ -257,7 +270,7 @@ pub async fn prepare(
 #[derive(Subcommand, Debug)]
 pub enum PipelineCommand {
     /// Run pipeline roles alone against a Maestro API (`--roles trigger,tarball,...`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print a pipeline API token (for /pipeline/api/checkout, jobretry, patchset).
     Token(TokenArgs),
     /// Load a configuration and report what it contains and any problem.

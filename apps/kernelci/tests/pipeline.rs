@@ -362,7 +362,86 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
     )
     .await;
 
-    // 2. A commit that breaks the build: a failed build, no boot job, a logspec issue.
+    // 2. A patchset on that checkout: the patched source is built and booted.
+    let patched = MAKEFILE.replace("fake kernel image", "patched kernel image");
+    std::fs::write(tree.join("Makefile"), &patched).unwrap();
+    let diff = Command::new("git")
+        .arg("-C")
+        .arg(&tree)
+        .args(["diff"])
+        .output()
+        .unwrap()
+        .stdout;
+    git(&tree, &["checkout", "Makefile"]);
+    let d = data.to_str().unwrap();
+    let mut token_args = vec![
+        "pipeline",
+        "token",
+        "--email",
+        "dev@example.org",
+        "--data-dir",
+        d,
+    ];
+    if pg {
+        token_args.extend(["--database-url", db.url.as_str()]);
+    }
+    let (code, ptoken, err) = common::run(&token_args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let resp = client
+        .post(format!("{base}/pipeline/api/patchset"))
+        .header("Authorization", ptoken.trim())
+        .json(&serde_json::json!({"nodeid": checkout["id"], "patch": [String::from_utf8(diff).unwrap()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let ps = &body["node"];
+    assert_eq!(ps["name"], "patchset");
+    assert_eq!(ps["submitter"], "user:dev@example.org");
+    let ps_tree = ps["treeid"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ps_nodes = loop {
+        let nodes = get(
+            &client,
+            &format!("{base}/latest/nodes/fast?treeid={ps_tree}"),
+            token,
+        )
+        .await;
+        let nodes = nodes.as_array().unwrap().clone();
+        if nodes.iter().any(|n| n["name"] == "login") && nodes.iter().all(|n| n["state"] == "done")
+        {
+            break nodes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "patchset did not finish: {nodes:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let ps_done = by_name(&ps_nodes, "patchset");
+    assert_eq!(ps_done["result"], "pass", "{ps_done:#}");
+    assert_eq!(
+        ps_done["data"]["kernel_revision"]["patchset"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    let ps_build = by_name(&ps_nodes, "kbuild-gcc-x86_64");
+    assert_eq!(ps_build["parent"], ps_done["id"]);
+    let image = client
+        .get(ps_build["artifacts"]["kernel"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(image, "patched kernel image\n");
+    assert_eq!(by_name(&ps_nodes, "login")["result"], "pass");
+
+    // 3. A commit that breaks the build: a failed build, no boot job, a logspec issue.
     std::fs::write(tree.join("BREAK"), "").unwrap();
     git(&tree, &["add", "-A"]);
     git(&tree, &["commit", "-q", "-m", "break the build"]);
@@ -399,7 +478,7 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
     // The trigger made one checkout per commit, however many polls it did.
     let all = get(
         &client,
-        &format!("{base}/latest/nodes/fast?kind=checkout"),
+        &format!("{base}/latest/nodes/fast?kind=checkout&name=checkout"),
         token,
     )
     .await;

@@ -1,0 +1,488 @@
+#!/usr/bin/env bash
+# e2e-real-kernel.sh: the pipeline end to end on a real Linux kernel (the slow sibling of
+# apps/kernelci/tests/pipeline.rs, which uses a fake tree).
+#
+#   scripts/e2e-real-kernel.sh
+#
+# What it does (specs/real-peers.md §3):
+#   a. installs the Debian packages it needs when one is missing (kernel source, QEMU with the
+#      qemu-utils pin, kernel build tools, busybox-static): apt runs only then;
+#   b. makes a git repository of /usr/src/linux-source-6.1.tar.xz (tag v6.1.<sublevel>), kept
+#      in $KERNELCI_E2E_CACHE/linux so that later runs reuse it (rebuilt when the source
+#      tarball changes); each run resets its branch `master` to that tag;
+#   c. builds the initramfs with scripts/make-initramfs.sh --mode reboot;
+#   d. writes a pipeline config from examples/pipeline/tinyconfig-qemu.yaml (paths replaced)
+#      and starts `kernelci up --config` on a fresh data directory and a free port;
+#   e. waits for the commit to be checked out, built (x86_64 tinyconfig + console fragment),
+#      and booted in QEMU: kbuild pass, boot job pass, test `login` pass; then checks KCIDB
+#      has the PASS build and the PASS test boot.baseline.login;
+#   f. commits a compile error to the tree (a typo in kernel/bounds.c, which is compiled
+#      first, right after the configuration: the build fails within a minute of starting
+#      instead of after the whole kernel), waits for the failed kbuild (result fail), and
+#      checks KCIDB has the FAIL build and a logspec incident for it (triage);
+#   then prints a summary with timings. On a failure it prints the server log tail and the
+#   nodes of the tree concerned; the server (and any job it still runs) is always stopped.
+#   Exit status 0 only when every check passed.
+#
+# Environment:
+#   KERNELCI_BIN               the kernelci binary (default: $CARGO_TARGET_DIR/debug/kernelci,
+#                              CARGO_TARGET_DIR defaulting to ./target)
+#   KERNELCI_E2E_CACHE         cache directory (default /tmp/kernelci-e2e; ~2 GB)
+#   KERNELCI_E2E_DATABASE_URL  run on PostgreSQL: a postgres:// URL of a database on a server
+#                              where that user may CREATE DATABASE; a fresh database is made
+#                              next to it for the run and dropped afterwards
+#   KERNELCI_E2E_TIMEOUT       seconds for the good commit to be built and booted (default 1200)
+#   KERNELCI_E2E_FAIL_TIMEOUT  seconds for the broken commit's build to fail (default 600)
+#   KERNELCI_E2E_KEEP=1        keep the run directory (data dir, server log) after a success
+#
+# Needs root only to install missing packages. Takes ~2 min more on the first run (the git
+# repository), then ~6-7 min on a 2-core machine, mostly the tinyconfig build.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${KERNELCI_E2E_CACHE:-/tmp/kernelci-e2e}
+BIN=${KERNELCI_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/kernelci}
+GOOD_TIMEOUT=${KERNELCI_E2E_TIMEOUT:-1200}
+FAIL_TIMEOUT=${KERNELCI_E2E_FAIL_TIMEOUT:-600}
+KCIDB_TIMEOUT=180
+SOURCE_TARBALL=/usr/src/linux-source-6.1.tar.xz
+EXAMPLE=$ROOT/examples/pipeline/tinyconfig-qemu.yaml
+KBUILD_JOB=kbuild-gcc-x86_64-tinyconfig
+BOOT_JOB=baseline-x86_64
+# The apt line of specs/real-peers.md §3.1 (the qemu-utils pin is required on the build
+# machines, whose preinstalled backports qemu-utils 10 conflicts with QEMU 7.2).
+APT_PACKAGES=(linux-source-6.1 qemu-system-x86 bc flex bison libelf-dev libssl-dev busybox-static)
+APT_PIN=qemu-utils=1:7.2+dfsg-7+deb12u18+b3
+# Preinstalled on the build image; installed too when missing on a bare Debian 12.
+APT_EXTRA=(build-essential cpio xz-utils curl git python3 procps)
+
+T_START=$(date +%s)
+SERVER_PID=""
+WORK=""
+PG_ADMIN_URL=""
+PG_DB=""
+RESULT=1
+CURRENT_STEP="start"
+FAIL_COMMIT=""
+declare -a TIMINGS=()
+
+log() { printf '[e2e %4ds] %s\n' "$(($(date +%s) - T_START))" "$*"; }
+
+# step NAME: start timing a step (the previous one ends).
+STEP_T0=$T_START
+step() {
+    step_end
+    CURRENT_STEP=$1
+    STEP_T0=$(date +%s)
+    log "== $1"
+}
+step_end() {
+    if [ "$CURRENT_STEP" != start ] && [ -n "$CURRENT_STEP" ]; then
+        TIMINGS+=("$(printf '%-44s %5ds' "$CURRENT_STEP" "$(($(date +%s) - STEP_T0))")")
+    fi
+    CURRENT_STEP=""
+}
+
+die() {
+    log "FAILED: $*"
+    exit 1
+}
+
+# ------------------------------------------------------------------------------------------
+# Cleanup: always stop the server and the jobs it started; on failure show why.
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    if kill -0 "$SERVER_PID" 2> /dev/null; then
+        # Jobs of the shell runtime run in their own process group (PGID = PID), children of
+        # the server: stop those groups first, they would outlive the server.
+        local c pgid
+        for c in $(pgrep -P "$SERVER_PID" 2> /dev/null || true); do
+            pgid=$(ps -o pgid= -p "$c" 2> /dev/null | tr -d ' ' || true)
+            if [ "$pgid" = "$c" ]; then
+                kill -TERM -- "-$c" 2> /dev/null || true
+            fi
+        done
+        kill -TERM "$SERVER_PID" 2> /dev/null || true
+        local i
+        for i in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2> /dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$SERVER_PID" 2> /dev/null || true
+    fi
+    wait "$SERVER_PID" 2> /dev/null || true
+    SERVER_PID=""
+}
+
+on_exit() {
+    local rc=$?
+    set +e
+    step_end
+    if [ "$RESULT" != 0 ] && [ -n "$WORK" ]; then
+        log "---- server log (last 80 lines of $WORK/server.log)"
+        tail -n 80 "$WORK/server.log" 2> /dev/null
+        if [ -n "${BASE:-}" ] && [ -f "$WORK/e2e.py" ]; then
+            for c in "${GOOD_COMMIT:-}" "$FAIL_COMMIT"; do
+                [ -n "$c" ] || continue
+                log "---- nodes of the tree of commit $c"
+                python3 "$WORK/e2e.py" dump "$BASE" "$TOKEN" "$c"
+            done
+        fi
+        for j in "$WORK"/data/pipeline/jobs/*/job.log; do
+            [ -f "$j" ] || continue
+            log "---- $j (last 30 lines)"
+            tail -n 30 "$j"
+        done
+    fi
+    stop_server
+    if [ -n "$PG_DB" ]; then
+        psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$PG_DB\"" > /dev/null 2>&1 ||
+            log "warning: could not drop database $PG_DB"
+    fi
+    echo
+    echo "==== e2e-real-kernel summary"
+    local t
+    for t in "${TIMINGS[@]}"; do
+        echo "  $t"
+    done
+    printf '  %-44s %5ds\n' "total" "$(($(date +%s) - T_START))"
+    if [ "$RESULT" = 0 ]; then
+        echo "  result: PASS"
+        if [ -n "$WORK" ] && [ "${KERNELCI_E2E_KEEP:-0}" != 1 ]; then
+            rm -rf "$WORK"
+        elif [ -n "$WORK" ]; then
+            echo "  run directory kept: $WORK"
+        fi
+    else
+        echo "  result: FAIL (exit $rc); run directory kept: ${WORK:-none}"
+        [ "$rc" != 0 ] || rc=1
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------------------------------
+# a. Packages
+
+step "packages"
+pkg_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2> /dev/null || true)" = "install ok installed" ]
+}
+missing=()
+for p in "${APT_PACKAGES[@]}" "${APT_EXTRA[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "missing packages: ${missing[*]}"
+    [ "$(id -u)" = 0 ] || die "not root: install them with: apt-get install -y --allow-downgrades ${APT_PACKAGES[*]} $APT_PIN ${APT_EXTRA[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q > /dev/null
+    extra=()
+    for p in "${APT_EXTRA[@]}"; do
+        pkg_installed "$p" || extra+=("$p")
+    done
+    mkdir -p "$CACHE"
+    apt-get install -y -q --allow-downgrades "${APT_PACKAGES[@]}" "$APT_PIN" "${extra[@]}" > "$CACHE/apt.log" 2>&1 ||
+        { tail -n 30 "$CACHE/apt.log"; die "apt-get install failed (log: $CACHE/apt.log)"; }
+    log "installed: ${missing[*]}"
+else
+    log "all packages present, apt skipped"
+fi
+for tool in gcc make git curl python3 qemu-system-x86_64 timeout pgrep; do
+    command -v "$tool" > /dev/null || die "$tool not found"
+done
+[ -f "$SOURCE_TARBALL" ] || die "$SOURCE_TARBALL not found"
+[ -x "$BIN" ] || die "kernelci binary not found at $BIN (cargo build -p kernelci, or set KERNELCI_BIN)"
+[ -f "$EXAMPLE" ] || die "$EXAMPLE not found"
+
+# ------------------------------------------------------------------------------------------
+# b. The kernel tree as a git repository (cached)
+
+step "kernel git repository"
+mkdir -p "$CACHE"
+REPO=$CACHE/linux
+src_id="$(stat -c '%s %Y' "$SOURCE_TARBALL") $SOURCE_TARBALL"
+gitc() { git -C "$REPO" -c user.name=kernelci-e2e -c user.email=e2e@kernelci.invalid -c gc.auto=0 "$@"; }
+if [ -f "$REPO/.git/kernelci-e2e-ready" ] && [ "$(cat "$REPO/.git/kernelci-e2e-ready")" = "$src_id" ]; then
+    BASE_TAG=$(git -C "$REPO" tag -l 'v6.1.*' | head -n 1)
+    [ -n "$BASE_TAG" ] || die "the cached repository $REPO has no v6.1.* tag; remove it"
+    log "reusing $REPO ($BASE_TAG)"
+else
+    rm -rf "$REPO" "$REPO.tmp"
+    mkdir -p "$REPO.tmp"
+    log "unpacking $SOURCE_TARBALL"
+    tar -xaf "$SOURCE_TARBALL" -C "$REPO.tmp" --strip-components=1
+    sublevel=$(sed -n 's/^SUBLEVEL = //p' "$REPO.tmp/Makefile")
+    BASE_TAG="v6.1.${sublevel:-0}"
+    # Debian's .gitignore ends with a block ignoring the whole top level (real-peers §3.5).
+    sed -i '/^# Debian packaging/,$d' "$REPO.tmp/.gitignore"
+    git -C "$REPO.tmp" init -q -b master
+    log "git add (78,000 files)"
+    git -C "$REPO.tmp" add -A
+    git -C "$REPO.tmp" -c user.name=kernelci-e2e -c user.email=e2e@kernelci.invalid -c gc.auto=0 \
+        commit -q -m "linux-source $BASE_TAG (Debian $(basename "$SOURCE_TARBALL"))"
+    git -C "$REPO.tmp" tag "$BASE_TAG"
+    # One pack: the pipeline's mirror fetches it as it is instead of packing 80,000 loose
+    # objects on every run.
+    log "git gc"
+    git -C "$REPO.tmp" gc -q
+    echo "$src_id" > "$REPO.tmp/.git/kernelci-e2e-ready"
+    mv "$REPO.tmp" "$REPO"
+fi
+# Every run starts from the release: drop the broken commit of a previous run.
+gitc checkout -q -f master
+gitc reset -q --hard "$BASE_TAG"
+gitc clean -q -fdx
+GOOD_COMMIT=$(git -C "$REPO" rev-parse HEAD)
+log "tree $REPO, branch master at $GOOD_COMMIT ($BASE_TAG)"
+
+# ------------------------------------------------------------------------------------------
+# c. initramfs, config, server
+
+step "initramfs and config"
+WORK=$(mktemp -d /tmp/kernelci-e2e-run.XXXXXX)
+chmod 755 "$WORK"
+INITRAMFS=$WORK/initramfs.cpio.gz
+"$ROOT/scripts/make-initramfs.sh" --mode reboot "$INITRAMFS" > "$WORK/initramfs.log" 2>&1 ||
+    { cat "$WORK/initramfs.log"; die "make-initramfs.sh failed"; }
+CONFIG=$WORK/pipeline.yaml
+sed -e "s|\"/srv/kernelci/linux\"|\"$REPO\"|" \
+    -e "s|\"/srv/kernelci/initramfs.cpio.gz\"|\"$INITRAMFS\"|" \
+    "$EXAMPLE" > "$CONFIG"
+grep -qF "\"$REPO\"" "$CONFIG" || die "could not set the tree path in $CONFIG"
+grep -qF "\"$INITRAMFS\"" "$CONFIG" || die "could not set the ramdisk path in $CONFIG"
+"$BIN" pipeline check "$CONFIG" || die "the generated configuration does not load"
+
+# The helper that reads the API and KCIDB (no jq or sqlite3 CLI needed).
+cat > "$WORK/e2e.py" << 'EOF'
+import json, os, subprocess, sys, urllib.request
+from datetime import datetime
+
+def get(base, token, path):
+    req = urllib.request.Request(base + path, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+def tree(base, token, commit):
+    cos = get(base, token, "/latest/nodes/fast?kind=checkout&data.kernel_revision.commit=" + commit)
+    if not cos:
+        return []
+    return get(base, token, "/latest/nodes/fast?treeid=" + cos[0]["treeid"])
+
+def ts(s):
+    return datetime.fromisoformat(s) if s else None
+
+def summary(nodes, names):
+    """name=state/result(seconds since created) for each name; '-' when absent."""
+    out = []
+    for name in names:
+        ns = [n for n in nodes if n["name"] == name]
+        if not ns:
+            out.append(name + "=-")
+            continue
+        n = max(ns, key=lambda n: n.get("retry_counter") or 0)
+        secs = ""
+        c, u = ts(n.get("created")), ts(n.get("updated"))
+        if c and u:
+            secs = "(%ds)" % (u - c).total_seconds()
+        out.append("%s=%s/%s%s" % (name, n["state"], n.get("result") or "-", secs))
+    return out
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "status":
+        # status BASE TOKEN COMMIT NAME...: one line "name=state/result(s) ..."
+        base, token, commit, names = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+        try:
+            nodes = tree(base, token, commit)
+        except Exception as e:  # the server may be busy; the caller retries
+            print("api-error=%s" % str(e).replace(" ", "_"))
+            return
+        print(" ".join(summary(nodes, names)))
+    elif cmd == "node":
+        # node BASE TOKEN COMMIT NAME FIELD: a field of the newest node of that name
+        base, token, commit, name, field = sys.argv[2:7]
+        ns = [n for n in tree(base, token, commit) if n["name"] == name]
+        if ns:
+            n = max(ns, key=lambda n: n.get("retry_counter") or 0)
+            v = n
+            for k in field.split("."):
+                v = v.get(k) if isinstance(v, dict) else None
+            print("" if v is None else v)
+    elif cmd == "dump":
+        base, token, commit = sys.argv[2:5]
+        try:
+            for n in tree(base, token, commit):
+                print(json.dumps(n, indent=1, sort_keys=True))
+        except Exception as e:
+            print("cannot read the nodes: %s" % e)
+    elif cmd == "sql":
+        # sql URL QUERY: first column of the first row
+        url, query = sys.argv[2], sys.argv[3]
+        if url.startswith("postgres"):
+            out = subprocess.run(["psql", "-qAt", url, "-c", query], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            print(out.splitlines()[0] if out else "")
+        else:
+            import sqlite3
+            if not os.path.exists(url):
+                print("")
+                return
+            con = sqlite3.connect(url, timeout=30)
+            try:
+                row = con.execute(query).fetchone()
+            finally:
+                con.close()
+            print("" if row is None or row[0] is None else row[0])
+    else:
+        sys.exit("unknown command " + cmd)
+
+main()
+EOF
+
+step "server start"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+BASE=http://127.0.0.1:$PORT
+DATA=$WORK/data
+db_args=()
+KCIDB_DB=$DATA/kcidb.db
+if [ -n "${KERNELCI_E2E_DATABASE_URL:-}" ]; then
+    command -v psql > /dev/null || die "KERNELCI_E2E_DATABASE_URL needs psql"
+    PG_ADMIN_URL=$KERNELCI_E2E_DATABASE_URL
+    PG_DB="kci_e2e_$(date +%s)_$$"
+    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$PG_DB\"" > /dev/null ||
+        die "cannot create database $PG_DB with $PG_ADMIN_URL"
+    # Same server and credentials, the new database (any ?query is kept).
+    KCIDB_DB=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_ADMIN_URL" "$PG_DB")
+    db_args=(--database-url "$KCIDB_DB")
+    log "PostgreSQL database $PG_DB"
+fi
+"$BIN" up --config "$CONFIG" --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
+    --trigger-poll 5 --holdoff 5 --timeout-poll 2 --kcidb-sweep 5 --kcidb-triage-interval 5 \
+    "${db_args[@]}" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+log "kernelci up: pid $SERVER_PID, $BASE, data $DATA, log $WORK/server.log"
+for i in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2> /dev/null || die "the server exited at start-up"
+    if [ -s "$DATA/admin.token" ] && curl -sf -o /dev/null "$BASE/latest/"; then
+        break
+    fi
+    [ "$i" -lt 300 ] || die "the server did not answer within 60 s"
+    sleep 0.2
+done
+TOKEN=$(tr -d '[:space:]' < "$DATA/admin.token")
+
+e2e() { python3 "$WORK/e2e.py" "$@"; }
+
+# wait_tree COMMIT TIMEOUT CHECK: poll the tree of COMMIT until CHECK (a function given the
+# status line) returns 0 (done) or 2 (failed); a progress line on every change and every 30 s.
+wait_tree() {
+    local commit=$1 timeout=$2 check=$3 t0 last="" last_print=0 line now rc
+    t0=$(date +%s)
+    while true; do
+        kill -0 "$SERVER_PID" 2> /dev/null || die "the server died"
+        line=$(e2e status "$BASE" "$TOKEN" "$commit" checkout "$KBUILD_JOB" "$BOOT_JOB" login)
+        now=$(date +%s)
+        if [ "$line" != "$last" ] || [ $((now - last_print)) -ge 30 ]; then
+            log "  [$((now - t0))s] $line"
+            last=$line
+            last_print=$now
+        fi
+        rc=0
+        "$check" "$line" || rc=$?
+        case "$rc" in
+            0) return 0 ;;
+            2) die "unexpected result: $line" ;;
+        esac
+        [ $((now - t0)) -lt "$timeout" ] || die "no result within $timeout s: $line"
+        sleep 3
+    done
+}
+
+field() { # field LINE NAME: the state/result of NAME in a status line
+    local w
+    for w in $1; do
+        case "$w" in "$2="*) w=${w#*=}; echo "${w%%(*}"; return ;; esac
+    done
+}
+
+# The good commit: built, booted, login passed.
+good_done() {
+    local co kb bt lg
+    co=$(field "$1" checkout); kb=$(field "$1" "$KBUILD_JOB")
+    bt=$(field "$1" "$BOOT_JOB"); lg=$(field "$1" login)
+    case "$co" in */fail|*/incomplete) return 2 ;; esac
+    case "$kb" in */fail|*/incomplete) return 2 ;; esac
+    case "$bt" in done/fail|done/incomplete) return 2 ;; esac
+    case "$lg" in */fail) return 2 ;; esac
+    [ "${kb#*/}" = pass ] && [ "$bt" = done/pass ] && [ "$lg" = done/pass ]
+}
+
+# The broken commit: its build failed (result fail, not incomplete).
+fail_done() {
+    local co kb
+    co=$(field "$1" checkout); kb=$(field "$1" "$KBUILD_JOB")
+    case "$co" in */fail|*/incomplete) return 2 ;; esac
+    case "$kb" in */pass|*/incomplete) return 2 ;; esac
+    [ "$kb" = done/fail ]
+}
+
+# wait_sql WHAT QUERY: until the query's value is a number > 0.
+wait_sql() {
+    local what=$1 query=$2 t0 v=""
+    t0=$(date +%s)
+    while true; do
+        v=$(e2e sql "$KCIDB_DB" "$query" 2> "$WORK/sql.err" || true)
+        if [ -n "$v" ] && [ "$v" != 0 ]; then
+            log "  KCIDB: $what: $v"
+            return 0
+        fi
+        [ $(($(date +%s) - t0)) -lt "$KCIDB_TIMEOUT" ] ||
+            { cat "$WORK/sql.err"; die "KCIDB: no $what within $KCIDB_TIMEOUT s ($query)"; }
+        sleep 2
+    done
+}
+
+# ------------------------------------------------------------------------------------------
+# e. The release: checkout -> tarball -> kbuild -> boot -> KCIDB
+
+step "good commit: checkout, build, boot"
+log "waiting for $GOOD_COMMIT (at most $GOOD_TIMEOUT s)"
+wait_tree "$GOOD_COMMIT" "$GOOD_TIMEOUT" good_done
+KID=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$KBUILD_JOB" id)
+log "kbuild $KID: $(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$KBUILD_JOB" artifacts.kernel)"
+
+step "good commit: KCIDB"
+wait_sql "PASS build maestro:$KID" "SELECT count(*) FROM builds WHERE id = 'maestro:$KID' AND status = 'PASS'"
+wait_sql "PASS test boot.baseline.login of that build" \
+    "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND path = 'boot.baseline.login' AND status = 'PASS'"
+
+# ------------------------------------------------------------------------------------------
+# f. A commit that does not compile: a typo in kernel/bounds.c, the first kernel C file
+#    compiled (it makes include/generated/bounds.h, right after the configuration).
+
+step "broken commit: checkout, build fails"
+grep -q 'DEFINE(NR_PAGEFLAGS, __NR_PAGEFLAGS);' "$REPO/kernel/bounds.c" ||
+    die "kernel/bounds.c does not have the line this script breaks"
+sed -i 's/DEFINE(NR_PAGEFLAGS, __NR_PAGEFLAGS);/DEFINE(NR_PAGEFLAGS, __NR_PAGEFLAG);/' "$REPO/kernel/bounds.c"
+gitc commit -q -a -m "bounds: a typo that breaks the build (kernelci e2e)"
+FAIL_COMMIT=$(git -C "$REPO" rev-parse HEAD)
+log "committed $FAIL_COMMIT; waiting for its build to fail (at most $FAIL_TIMEOUT s)"
+wait_tree "$FAIL_COMMIT" "$FAIL_TIMEOUT" fail_done
+FKID=$(e2e node "$BASE" "$TOKEN" "$FAIL_COMMIT" "$KBUILD_JOB" id)
+n_boot=$(e2e status "$BASE" "$TOKEN" "$FAIL_COMMIT" "$BOOT_JOB")
+[ "$n_boot" = "$BOOT_JOB=-" ] || die "a boot job was scheduled for the failed build: $n_boot"
+
+step "broken commit: KCIDB and triage"
+wait_sql "FAIL build maestro:$FKID" "SELECT count(*) FROM builds WHERE id = 'maestro:$FKID' AND status = 'FAIL'"
+wait_sql "incidents of maestro:$FKID" "SELECT count(*) FROM incidents WHERE build_id = 'maestro:$FKID'"
+issue=$(e2e sql "$KCIDB_DB" "SELECT i.comment FROM incidents n JOIN issues i ON i.id = n.issue_id AND i.version = n.issue_version WHERE n.build_id = 'maestro:$FKID' ORDER BY i.comment LIMIT 1" || true)
+log "  issue: ${issue:-?}"
+origin=$(e2e sql "$KCIDB_DB" "SELECT origin FROM incidents WHERE build_id = 'maestro:$FKID' LIMIT 1")
+[ "$origin" = logspec ] || die "the incident's origin is '$origin', expected logspec"
+
+step_end
+RESULT=0
