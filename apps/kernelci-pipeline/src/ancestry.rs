@@ -63,6 +63,13 @@ impl<'a> Ancestors<'a> {
 }
 
 impl Chain {
+    /// Add a node (e.g. the parent of a node not created yet).
+    pub fn insert(&mut self, node: Value) {
+        if let Some(id) = node["id"].as_str() {
+            self.by_id.insert(id.to_string(), node);
+        }
+    }
+
     /// The node with this id, if fetched.
     pub fn get(&self, id: &str) -> Option<&Value> {
         self.by_id.get(id)

@@ -49,7 +49,12 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
     let Some(node) = ctx.api.node(id).await? else {
         anyhow::bail!("node is gone");
     };
+    // Node events carry no `retry_counter`: the limit is checked on the node itself.
     let counter = node["retry_counter"].as_i64().unwrap_or(0);
+    if counter >= ctx.settings.max_retries {
+        tracing::info!("job-retry: {} {id}: no retries left", node["name"]);
+        return Ok(());
+    }
     let ancestors = Ancestors::new(&ctx.api).await;
     let Some(parent_id) = node["parent"].as_str() else {
         anyhow::bail!("no parent to schedule from");

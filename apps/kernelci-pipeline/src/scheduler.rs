@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use kernelci_sched::runtime::{JobHandle, JobStatus, JobSubmission, Runtime};
 use kernelci_sched::template::JobContext;
 use serde_json::{Map, Value, json};
@@ -25,6 +26,9 @@ use serde_json::{Map, Value, json};
 use crate::client::ApiError;
 use crate::events::EventStream;
 use crate::{Ctx, iso, iso_in};
+
+/// Jobs of one event planned (created, rendered, submitted) at the same time.
+const PLAN_CONCURRENCY: usize = 16;
 
 /// A job node still without a job id this long after its creation was abandoned by its
 /// scheduler (killed between create and submit); a younger one is being submitted.
@@ -126,18 +130,32 @@ impl Scheduler {
             }
         }
         let retry_counter = ev.get("retry_counter").and_then(Value::as_i64).unwrap_or(0);
-        let mut out = Vec::new();
-        for plan in plans {
-            let outcome = self.plan_one(&input, &plan, retry_counter).await;
-            out.push(outcome);
+        // Rules look fields up through ancestors: fetch the input's chain once per event.
+        // The input's rules see its ancestors; a candidate's rules also see the input.
+        let input_chain = crate::ancestry::Ancestors::new(&self.ctx.api)
+            .await
+            .prefetch(&input)
+            .await;
+        let mut child_chain = input_chain.clone();
+        child_chain.insert(input.clone());
+        let chains = (input_chain, child_chain);
+        // One event can expand into hundreds of jobs: plan them concurrently. (The futures
+        // are collected first: a closure inside the stream trips the `Send` check.)
+        let mut planned = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            planned.push(self.plan_one(&input, plan, &chains, retry_counter));
         }
-        out
+        futures_util::stream::iter(planned)
+            .buffer_unordered(PLAN_CONCURRENCY)
+            .collect()
+            .await
     }
 
     async fn plan_one(
         &self,
         input: &Value,
         plan: &kernelci_sched::matching::ScheduledJob<'_>,
+        chains: &(crate::ancestry::Chain, crate::ancestry::Chain),
         retry_counter: i64,
     ) -> Planned {
         let cfg = &self.ctx.config;
@@ -148,7 +166,6 @@ impl Scheduler {
         let Some(runtime) = self.runtimes.get(&plan.runtime).cloned() else {
             return Planned::Skipped(format!("runtime {} is not loaded", plan.runtime));
         };
-        let lookup = crate::ancestry::Ancestors::new(&self.ctx.api).await;
         let parent_id = input["id"].as_str().unwrap_or_default().to_string();
 
         // Job frequency (per tree/branch/platform).
@@ -194,7 +211,7 @@ impl Scheduler {
             ));
         }
         // Scheduler-entry rules, on the input node.
-        if let Err(why) = decide(plan.rules, input, &lookup).await {
+        if let Err(why) = decide(plan.rules, input, &chains.0) {
             return Planned::Skipped(format!("{}: scheduler rules: {why}", job_name));
         }
         let mut node = new_job_node(input, &job_name, &job.kind, retry_counter);
@@ -215,7 +232,7 @@ impl Scheduler {
         if !kernelci_sched::matching::jobfilter_allows(jobfilter.as_deref(), &job_name, &path) {
             return Planned::Skipped(format!("{}: not in the jobfilter", job_name));
         }
-        if let Err(why) = decide(job.rules.as_ref(), &node, &lookup).await {
+        if let Err(why) = decide(job.rules.as_ref(), &node, &chains.1) {
             return Planned::Skipped(format!("{}: job rules: {why}", job_name));
         }
         if node["kind"] == "job" {
@@ -236,7 +253,7 @@ impl Scheduler {
             .runtimes
             .get(&plan.runtime)
             .and_then(|r| r.rules.clone());
-        if let Err(why) = decide(runtime_rules.as_ref(), &node, &lookup).await {
+        if let Err(why) = decide(runtime_rules.as_ref(), &node, &chains.1) {
             return Planned::Skipped(format!("{}: runtime rules: {why}", job_name));
         }
         let platform_filter: Option<Vec<String>> = input["platform_filter"]
@@ -261,7 +278,7 @@ impl Scheduler {
         }
         node["data"]["platform"] = platform_name.clone().into();
         let platform_rules = platform.rules.clone();
-        if let Err(why) = decide(platform_rules.as_ref(), &node, &lookup).await {
+        if let Err(why) = decide(platform_rules.as_ref(), &node, &chains.1) {
             return Planned::Skipped(format!("{}: platform rules: {why}", job_name));
         }
         if let Some(priority) = tree_priority(&self.ctx, input) {
@@ -511,17 +528,16 @@ fn age(node: &Value) -> Option<Duration> {
     )
 }
 
-/// Evaluate rules (async wrapper around the pure evaluator: ancestors are prefetched).
-async fn decide(
+/// Evaluate rules on `node`, whose ancestors are in `chain`.
+fn decide(
     rules: Option<&Value>,
     node: &Value,
-    lookup: &crate::ancestry::Ancestors<'_>,
+    chain: &crate::ancestry::Chain,
 ) -> Result<(), String> {
     let Some(rules) = rules.filter(|r| !r.is_null()) else {
         return Ok(());
     };
-    let chain = lookup.prefetch(node).await;
-    match kernelci_sched::rules::should_create_node(rules, node, &chain) {
+    match kernelci_sched::rules::should_create_node(rules, node, chain) {
         kernelci_sched::rules::Decision::Allow => Ok(()),
         kernelci_sched::rules::Decision::Deny(why) => Err(why),
     }
