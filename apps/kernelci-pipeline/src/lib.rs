@@ -97,12 +97,16 @@ pub struct Settings {
     pub patch_domains: Vec<String>,
     /// Characters of the patchset hash in its tarball name.
     pub patchset_short_hash_len: usize,
+    /// Who this scheduler is (`<host>:<work dir>`): recorded in `data.scheduler` of the
+    /// jobs it runs locally, so that after a restart it finds its own lost jobs.
+    pub instance: String,
 }
 
 impl Settings {
     /// Defaults for an instance at `public_url` working in `work_dir`.
     pub fn new(work_dir: PathBuf, public_url: &str) -> Settings {
         let public_url = public_url.trim_end_matches('/').to_string();
+        let work_dir_display = work_dir.display().to_string();
         Settings {
             work_dir,
             storage_base_url: format!("{public_url}/storage"),
@@ -118,6 +122,7 @@ impl Settings {
             patchset_poll: Duration::from_secs(30),
             patch_domains: vec!["patchwork.kernel.org".into(), "lore.kernel.org".into()],
             patchset_short_hash_len: 13,
+            instance: format!("{}:{}", hostname(), work_dir_display),
         }
     }
 
@@ -217,6 +222,16 @@ pub async fn spawn_roles(
         tasks.push(tokio::spawn(patchset::run(ctx.clone())));
     }
     tasks
+}
+
+/// This machine's name (`/etc/hostname`, else `$HOSTNAME`, else `localhost`).
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// A timestamp as the API takes it (naive UTC, microseconds).

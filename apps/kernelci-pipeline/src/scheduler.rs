@@ -404,6 +404,9 @@ impl Scheduler {
             Err(e) => return self.fail(node, "submit_error", &e.to_string()).await,
         };
         node["data"]["job_id"] = handle.job_id.clone().into();
+        // Which scheduler runs it: after a restart, this one recognises its own lost jobs
+        // (and leaves other schedulers' alone).
+        node["data"]["scheduler"] = self.ctx.settings.instance.clone().into();
         if let Err(e) = self.ctx.api.update(&node).await {
             tracing::warn!("scheduler: {id}: cannot record job id: {e}");
         }
@@ -436,8 +439,8 @@ impl Scheduler {
         Planned::Failed(id, format!("{code}: {msg}"))
     }
 
-    /// Jobs of our local runtimes that were running when a previous scheduler stopped
-    /// cannot be followed any more: mark them incomplete at once (job-retry reruns them)
+    /// Jobs of our local runtimes that were running when this scheduler (same
+    /// [`crate::Settings::instance`]) stopped cannot be followed any more: mark them incomplete at once (job-retry reruns them)
     /// instead of waiting hours for their timeout.
     async fn recover_lost_jobs(&self) {
         for (name, rt) in self.runtimes.iter() {
@@ -447,7 +450,11 @@ impl Scheduler {
             let Ok(nodes) = self
                 .ctx
                 .api
-                .find(&[("state", "running".into()), ("data.runtime", name.clone())])
+                .find(&[
+                    ("state", "running".into()),
+                    ("data.runtime", name.clone()),
+                    ("data.scheduler", self.ctx.settings.instance.clone()),
+                ])
                 .await
             else {
                 continue;

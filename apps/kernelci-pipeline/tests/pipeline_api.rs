@@ -390,13 +390,32 @@ async fn patchset_needs_its_permission_and_metrics_count() {
     assert_eq!(st, 403, "{v}");
     let (st, v) = s.post_raw("/api/patchset", None, &body.to_string()).await;
     assert_eq!(st, 401, "{v}");
-    let (st, v) = s.post("/api/patchset", &token(&["patchset"]), &body).await;
-    // 501 while the patchset role does not exist, 404 for the unknown node once it does.
-    assert!(st == 501 || st == 404, "{st} {v}");
+    // With the permission: an unknown node is 404, a node that is not a checkout 400.
+    let t = token(&["patchset"]);
+    let (st, v) = s.post("/api/patchset", &t, &body).await;
+    assert_eq!(st, 404, "{v}");
+    let c = s.env.checkout(&commit(4), "available").await;
+    let kb = s
+        .env
+        .create(json!({
+            "kind": "kbuild", "name": "kbuild-x86", "path": ["checkout", "kbuild-x86"],
+            "parent": c["id"], "state": "running",
+            "data": {"kernel_revision": c["data"]["kernel_revision"]},
+        }))
+        .await;
+    let (st, v) = s
+        .post(
+            "/api/patchset",
+            &t,
+            &json!({"nodeid": kb["id"], "patch": ["x"]}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(s.env.count(&[("name", "patchset")]).await, 0);
     let resp = s.http.get(format!("{}/", s.base)).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let m = s.metrics().await;
-    assert_eq!(metric(&m, "pipeline_api_requests_total"), 3, "{m}");
+    assert_eq!(metric(&m, "pipeline_api_requests_total"), 4, "{m}");
     assert_eq!(metric(&m, "pipeline_api_auth_fail_total"), 2, "{m}");
     assert_eq!(metric(&m, "http_requests_total"), 1, "{m}");
     assert_eq!(metric(&m, "lava_callback_requests_total"), 0, "{m}");

@@ -240,6 +240,8 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
         "2",
         "--kcidb-triage-interval",
         "1",
+        "--patchset-poll",
+        "1",
     ];
     let pg = db.url.starts_with("postgres");
     if pg {
