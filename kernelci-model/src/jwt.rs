@@ -41,9 +41,7 @@ pub fn sign(secret: &[u8], claims: &Value) -> String {
 }
 
 fn segment(s: &str) -> Result<Value, JwtError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| JwtError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(v) if v.is_object() => Ok(v),
         _ => Err(JwtError::Malformed),
@@ -62,9 +60,7 @@ pub fn verify(secrets: &[&[u8]], token: &str) -> Result<Value, JwtError> {
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(JwtError::Algorithm);
     }
-    let signature = URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| JwtError::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     let ok = secrets.iter().any(|secret| {
         let mut m = mac(secret);
         m.update(h.as_bytes());

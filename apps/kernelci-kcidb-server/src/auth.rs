@@ -7,13 +7,8 @@
 //! Other claims are ignored; a token with an `aud` claim is refused (as upstream).
 //! A second ("unified") secret is tried when the first does not verify the signature.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use kernelci_model::jwt;
 use serde_json::{Value, json};
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The permission that lifts the origin restriction.
 pub const ADMIN_PERMISSION: &str = "kcidb:admin";
@@ -84,12 +79,6 @@ pub fn valid_origin(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-fn mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length; this cannot fail.
-    #[allow(clippy::expect_used)]
-    HmacSha256::new_from_slice(secret).expect("HMAC takes any key length")
-}
-
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -133,63 +122,25 @@ impl Verifier {
 
     /// Verifies a token: the primary secret, then the second one.
     pub fn verify(&self, token: &str) -> Result<Submitter, TokenError> {
-        match verify_with(&self.primary, token) {
-            Err(TokenError::InvalidSignature) => match &self.secondary {
-                Some(second) => verify_with(second, token).map_err(|e| match e {
-                    TokenError::InvalidSignature => TokenError::InvalidSignature,
-                    other => other,
-                }),
-                None => Err(TokenError::InvalidSignature),
-            },
-            other => other,
+        let mut secrets: Vec<&[u8]> = vec![&self.primary];
+        if let Some(second) = &self.secondary {
+            secrets.push(second);
         }
+        let claims = jwt::verify(&secrets, token).map_err(|e| match e {
+            jwt::JwtError::Malformed => TokenError::InvalidToken,
+            jwt::JwtError::Algorithm => TokenError::InvalidAlgorithm,
+            jwt::JwtError::Signature => TokenError::InvalidSignature,
+        })?;
+        check_claims(&claims)
     }
 }
 
 /// Signs `claims` with HS256.
 pub fn sign(secret: &[u8], claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signing_input = format!("{header}.{payload}");
-    let mut m = mac(secret);
-    m.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
+    jwt::sign(secret, claims)
 }
 
-fn segment(s: &str) -> Result<Value, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| TokenError::InvalidToken)?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::InvalidToken)?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(TokenError::InvalidToken)
-    }
-}
-
-fn verify_with(secret: &[u8], token: &str) -> Result<Submitter, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::InvalidToken);
-    };
-    let header = segment(h)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(TokenError::InvalidAlgorithm);
-    }
-    let signature = URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| TokenError::InvalidToken)?;
-    let mut m = mac(secret);
-    m.update(h.as_bytes());
-    m.update(b".");
-    m.update(p.as_bytes());
-    m.verify_slice(&signature)
-        .map_err(|_| TokenError::InvalidSignature)?;
-    let claims = segment(p)?;
+fn check_claims(claims: &Value) -> Result<Submitter, TokenError> {
     let exp = claims
         .get("exp")
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))

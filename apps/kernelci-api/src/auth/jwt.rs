@@ -6,18 +6,12 @@
 //! serialised compactly in insertion order, so for the same clock second the tokens issued here
 //! are byte-identical to the ones fastapi-users issues.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use kernelci_model::ObjectId;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-type HmacSha256 = Hmac<Sha256>;
 type Claims = Map<String, Value>;
 
-/// The only header tokens are issued with.
-const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// fastapi-users' default audience for access tokens.
 const ACCESS_AUDIENCE: &str = "fastapi-users:auth";
 /// fastapi-users' default audience for password reset tokens.
@@ -115,59 +109,20 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// HMAC-SHA256 keyed with `secret`.
-fn mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length (long ones are hashed first), so this cannot fail; the
-    // all-zero fallback only exists to avoid a panic path.
-    HmacSha256::new_from_slice(secret).unwrap_or_else(|_| HmacSha256::new(&Default::default()))
-}
-
 /// Sign `claims` with `secret`.
 fn encode(secret: &[u8], claims: &Value) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(HEADER),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let mut mac = mac(secret);
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
-}
-
-/// Decode a base64url segment holding a JSON object.
-fn json_object(segment: &str) -> Result<Claims, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| TokenError::Malformed)?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(TokenError::Malformed),
-    }
+    kernelci_model::jwt::sign(secret, claims)
 }
 
 /// Check the structure, algorithm, signature and expiry of `token` and return its claims.
 fn decode(secret: &[u8], token: &str) -> Result<Claims, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
+    use kernelci_model::jwt::{JwtError, verify};
+    let claims = match verify(&[secret], token) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) | Err(JwtError::Malformed) => return Err(TokenError::Malformed),
+        Err(JwtError::Algorithm) => return Err(TokenError::BadAlgorithm),
+        Err(JwtError::Signature) => return Err(TokenError::BadSignature),
     };
-    if json_object(header)?.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(TokenError::BadAlgorithm);
-    }
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| TokenError::Malformed)?;
-    let mut mac = mac(secret);
-    mac.update(header.as_bytes());
-    mac.update(b".");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| TokenError::BadSignature)?;
-
-    let claims = json_object(payload)?;
     if let Some(exp) = claims.get("exp") {
         let exp = exp.as_f64().ok_or(TokenError::Malformed)?;
         // PyJWT: expired when `exp <= now`.
@@ -309,6 +264,23 @@ impl JwtKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
+
+    fn mac(secret: &[u8]) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(secret).expect("any key length")
+    }
+
+    fn json_object(segment: &str) -> Result<Claims, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| TokenError::Malformed)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(TokenError::Malformed),
+        }
+    }
 
     const SUB: &str = "6526448e7d140ee220971a0e";
     /// Made with Python's standard library (json.dumps with compact separators, hmac, hashlib,
