@@ -1,0 +1,73 @@
+//! Real serial consoles of QEMU (TCG) booting Debian's linux-source-6.1 built as x86_64
+//! tinyconfig plus the console options (the pipeline's example configuration), recorded on
+//! the development machine (see `tests/data/qemu/README.md`): a boot that reaches the
+//! init's marker line, one that reaches a busybox shell prompt, and one without an init
+//! that panics. They check what the pipeline relies on: QEMU's firmware hands over to the
+//! kernel (`Booting from ROM..` followed by escape codes), the kernel start, the prompt, the
+//! panic with its signature fields, and that the extra detectors agree.
+
+use kernelci_logspec::{Options, ParseResult, Parser, parse_bytes};
+
+fn parse(name: &str, extra: bool) -> ParseResult {
+    let path = format!("{}/tests/data/qemu/{name}", env!("CARGO_MANIFEST_DIR"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    parse_bytes(
+        &bytes,
+        Parser::GenericLinuxBoot,
+        &Options {
+            extra,
+            ..Options::default()
+        },
+    )
+}
+
+#[test]
+fn a_boot_to_the_init_marker_starts_the_kernel_without_errors() {
+    let r = parse("marker-reboot.log", true);
+    assert_eq!(r.state("bootloader.done"), Some(true));
+    assert_eq!(r.state("linux.boot.kernel_started"), Some(true));
+    assert_eq!(r.state("linux.boot.prompt"), Some(false));
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    assert!(
+        r.extra
+            .iter()
+            .all(|f| f.finding_type != "linux.boot.kernel_not_started"),
+        "{:#?}",
+        r.extra
+    );
+}
+
+#[test]
+fn a_boot_to_a_shell_reaches_the_prompt() {
+    let r = parse("shell-prompt.log", true);
+    assert_eq!(r.state("bootloader.done"), Some(true));
+    assert_eq!(r.state("linux.boot.prompt"), Some(true));
+    assert_eq!(r.state("linux.boot.kernel_started"), Some(true));
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+}
+
+#[test]
+fn a_boot_without_init_is_a_kernel_panic() {
+    let r = parse("no-init-panic.log", true);
+    assert_eq!(r.state("linux.boot.kernel_started"), Some(true));
+    assert_eq!(r.state("linux.boot.prompt"), Some(false));
+    let panics: Vec<_> = r
+        .errors
+        .iter()
+        .filter(|e| e.error_type == "linux.kernel.panic")
+        .collect();
+    assert_eq!(panics.len(), 1, "{:#?}", r.errors);
+    assert!(
+        panics[0]
+            .error_summary
+            .starts_with("No working init found."),
+        "{}",
+        panics[0].error_summary
+    );
+    assert_eq!(panics[0].signature.len(), 40);
+    // The same log without the extra detectors gives the same upstream output.
+    assert_eq!(
+        parse("no-init-panic.log", false).output_full(),
+        r.output_full()
+    );
+}
