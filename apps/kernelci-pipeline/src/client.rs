@@ -199,6 +199,13 @@ impl ApiClient {
             .await
     }
 
+    /// `PUT node/{id}?noevent=true`: an update no subscriber needs to hear about.
+    pub async fn update_quiet(&self, node: &Value) -> Result<Value, ApiError> {
+        let id = node.get("id").and_then(Value::as_str).unwrap_or_default();
+        self.call(Method::PUT, &format!("node/{id}?noevent=true"), Some(node))
+            .await
+    }
+
     /// `PUT nodes/{id}`: a node and its new children in one hierarchy.
     pub async fn update_hierarchy(&self, id: &str, hierarchy: &Value) -> Result<Value, ApiError> {
         self.call(Method::PUT, &format!("nodes/{id}"), Some(hierarchy))

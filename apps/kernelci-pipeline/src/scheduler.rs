@@ -407,7 +407,10 @@ impl Scheduler {
         // Which scheduler runs it: after a restart, this one recognises its own lost jobs
         // (and leaves other schedulers' alone).
         node["data"]["scheduler"] = self.ctx.settings.instance.clone().into();
-        if let Err(e) = self.ctx.api.update(&node).await {
+        // No event for this update: the node stays `running`, no consumer acts on a job id,
+        // and an event per job would halve the scheduling rate (one serialized event commit
+        // each).
+        if let Err(e) = self.ctx.api.update_quiet(&node).await {
             tracing::warn!("scheduler: {id}: cannot record job id: {e}");
         }
         if runtime.workdir(&handle).is_some()
