@@ -28,15 +28,16 @@
 #   KERNELCI_BIN               the kernelci binary (default: $CARGO_TARGET_DIR/debug/kernelci,
 #                              CARGO_TARGET_DIR defaulting to ./target)
 #   KERNELCI_E2E_CACHE         cache directory (default /tmp/kernelci-e2e; ~2 GB)
-#   KERNELCI_E2E_DATABASE_URL  run on PostgreSQL: a postgres:// URL of a database on a server
-#                              where that user may CREATE DATABASE; a fresh database is made
-#                              next to it for the run and dropped afterwards
+#   KERNELCI_E2E_DATABASE_URL  run on PostgreSQL (Maestro and KCIDB): a postgres:// URL; the
+#                              run gets a fresh database on that server, dropped afterwards
+#                              (or, when that user may not CREATE DATABASE, uses the URL's
+#                              database itself, which must then be empty)
 #   KERNELCI_E2E_TIMEOUT       seconds for the good commit to be built and booted (default 1200)
 #   KERNELCI_E2E_FAIL_TIMEOUT  seconds for the broken commit's build to fail (default 600)
 #   KERNELCI_E2E_KEEP=1        keep the run directory (data dir, server log) after a success
 #
-# Needs root only to install missing packages. Takes ~2 min more on the first run (the git
-# repository), then ~6-7 min on a 2-core machine, mostly the tinyconfig build.
+# Needs root only to install missing packages. On a 2-core machine: ~4.5 min, ~1.5 min more
+# on the first run (the git repository) and ~0.5 min more when apt has to run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +66,7 @@ RESULT=1
 CURRENT_STEP="start"
 FAIL_COMMIT=""
 declare -a TIMINGS=()
+declare -a PHASES=()
 
 log() { printf '[e2e %4ds] %s\n' "$(($(date +%s) - T_START))" "$*"; }
 
@@ -91,28 +93,43 @@ die() {
 # ------------------------------------------------------------------------------------------
 # Cleanup: always stop the server and the jobs it started; on failure show why.
 
+# Jobs of the shell runtime run in their own process group (PGID = PID) as children of the
+# server, and outlive it: remember them while it runs, stop them once it is gone (stopping
+# them first would have the server collect them as failed and schedule retries).
+JOB_GROUPS=" "
+capture_jobs() {
+    local c pgid
+    for c in $(pgrep -P "$SERVER_PID" 2> /dev/null || true); do
+        pgid=$(ps -o pgid= -p "$c" 2> /dev/null | tr -d ' ' || true)
+        if [ "$pgid" = "$c" ] && [[ "$JOB_GROUPS" != *" $c "* ]]; then
+            JOB_GROUPS+="$c "
+        fi
+    done
+}
+
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    if kill -0 "$SERVER_PID" 2> /dev/null; then
-        # Jobs of the shell runtime run in their own process group (PGID = PID), children of
-        # the server: stop those groups first, they would outlive the server.
-        local c pgid
-        for c in $(pgrep -P "$SERVER_PID" 2> /dev/null || true); do
-            pgid=$(ps -o pgid= -p "$c" 2> /dev/null | tr -d ' ' || true)
-            if [ "$pgid" = "$c" ]; then
-                kill -TERM -- "-$c" 2> /dev/null || true
-            fi
-        done
-        kill -TERM "$SERVER_PID" 2> /dev/null || true
-        local i
-        for i in $(seq 1 50); do
-            kill -0 "$SERVER_PID" 2> /dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2> /dev/null || true
-    fi
+    capture_jobs
+    kill -TERM "$SERVER_PID" 2> /dev/null || true
+    local i g
+    for i in $(seq 1 50); do
+        kill -0 "$SERVER_PID" 2> /dev/null || break
+        capture_jobs
+        sleep 0.2
+    done
+    kill -KILL "$SERVER_PID" 2> /dev/null || true
     wait "$SERVER_PID" 2> /dev/null || true
     SERVER_PID=""
+    for g in $JOB_GROUPS; do
+        kill -TERM -- "-$g" 2> /dev/null && log "stopped job process group $g"
+    done
+    if [ -n "${JOB_GROUPS// /}" ]; then
+        sleep 1
+        for g in $JOB_GROUPS; do
+            kill -KILL -- "-$g" 2> /dev/null || true
+        done
+    fi
+    return 0
 }
 
 on_exit() {
@@ -129,15 +146,18 @@ on_exit() {
                 python3 "$WORK/e2e.py" dump "$BASE" "$TOKEN" "$c"
             done
         fi
-        for j in "$WORK"/data/pipeline/jobs/*/job.log; do
+        for j in "$WORK"/data/pipeline/jobs/*/*/job.log; do
             [ -f "$j" ] || continue
             log "---- $j (last 30 lines)"
             tail -n 30 "$j"
         done
     fi
+    local t_stop
+    t_stop=$(date +%s)
     stop_server
+    TIMINGS+=("$(printf '%-44s %5ds' "server stop" "$(($(date +%s) - t_stop))")")
     if [ -n "$PG_DB" ]; then
-        psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$PG_DB\"" > /dev/null 2>&1 ||
+        psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" > /dev/null 2>&1 ||
             log "warning: could not drop database $PG_DB"
     fi
     echo
@@ -147,6 +167,9 @@ on_exit() {
         echo "  $t"
     done
     printf '  %-44s %5ds\n' "total" "$(($(date +%s) - T_START))"
+    for t in "${PHASES[@]}"; do
+        echo "  $t"
+    done
     if [ "$RESULT" = 0 ]; then
         echo "  result: PASS"
         if [ -n "$WORK" ] && [ "${KERNELCI_E2E_KEEP:-0}" != 1 ]; then
@@ -155,6 +178,10 @@ on_exit() {
             echo "  run directory kept: $WORK"
         fi
     else
+        if [ -n "$WORK" ]; then
+            # Keep the logs and databases, not the gigabytes of sources and tarballs.
+            rm -rf "$WORK"/data/pipeline/jobs/*/*/linux "$WORK"/data/pipeline/git "$WORK"/data/artifacts/*.tar.gz
+        fi
         echo "  result: FAIL (exit $rc); run directory kept: ${WORK:-none}"
         [ "$rc" != 0 ] || rc=1
     fi
@@ -180,6 +207,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "not root: install them with: apt-get install -y --allow-downgrades ${APT_PACKAGES[*]} $APT_PIN ${APT_EXTRA[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q > /dev/null
+    # qemu-utils must be the version of qemu-system-x86 (§3.1 pins 1:7.2+dfsg-7+deb12u18+b3,
+    # the candidate when the recipe was written; follow the mirror if it moved on).
+    qemu_ver=$(apt-cache policy qemu-system-x86 | sed -n 's/^ *Candidate: //p')
+    case "$qemu_ver" in
+        "" | "(none)") ;;
+        *) APT_PIN="qemu-utils=$qemu_ver" ;;
+    esac
     extra=()
     for p in "${APT_EXTRA[@]}"; do
         pkg_installed "$p" || extra+=("$p")
@@ -191,7 +225,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
     log "all packages present, apt skipped"
 fi
-for tool in gcc make git curl python3 qemu-system-x86_64 timeout pgrep; do
+for tool in gcc make git curl python3 qemu-system-x86_64 timeout pgrep flock; do
     command -v "$tool" > /dev/null || die "$tool not found"
 done
 [ -f "$SOURCE_TARBALL" ] || die "$SOURCE_TARBALL not found"
@@ -203,6 +237,12 @@ done
 
 step "kernel git repository"
 mkdir -p "$CACHE"
+# One run at a time per cache (the repository's branch is reset and committed to).
+exec 9> "$CACHE/lock"
+if ! flock -n 9; then
+    log "waiting for another run to release $CACHE/lock"
+    flock -w 1800 9 || die "$CACHE/lock is still held after 30 min"
+fi
 REPO=$CACHE/linux
 src_id="$(stat -c '%s %Y' "$SOURCE_TARBALL") $SOURCE_TARBALL"
 gitc() { git -C "$REPO" -c user.name=kernelci-e2e -c user.email=e2e@kernelci.invalid -c gc.auto=0 "$@"; }
@@ -225,10 +265,11 @@ else
     git -C "$REPO.tmp" -c user.name=kernelci-e2e -c user.email=e2e@kernelci.invalid -c gc.auto=0 \
         commit -q -m "linux-source $BASE_TAG (Debian $(basename "$SOURCE_TARBALL"))"
     git -C "$REPO.tmp" tag "$BASE_TAG"
-    # One pack: the pipeline's mirror fetches it as it is instead of packing 80,000 loose
-    # objects on every run.
-    log "git gc"
-    git -C "$REPO.tmp" gc -q
+    # One pack, so that the pipeline's mirror fetches it as it is (7 s) instead of packing
+    # 80,000 loose objects on every run (46 s). No delta search: a single snapshot gains
+    # little from it (253 MB instead of 236 MB) and `git gc` takes twice as long (65 s).
+    log "git repack"
+    git -C "$REPO.tmp" -c gc.auto=0 repack -a -d -q --window=0
     echo "$src_id" > "$REPO.tmp/.git/kernelci-e2e-ready"
     mv "$REPO.tmp" "$REPO"
 fi
@@ -312,6 +353,26 @@ def main():
             for k in field.split("."):
                 v = v.get(k) if isinstance(v, dict) else None
             print("" if v is None else v)
+    elif cmd == "phases":
+        # phases BASE TOKEN COMMIT KBUILD BOOT: how long each stage took, from the node times
+        base, token, commit, kbuild, boot = sys.argv[2:7]
+        newest = {}
+        for n in tree(base, token, commit):
+            o = newest.get(n["name"])
+            if o is None or (n.get("retry_counter") or 0) > (o.get("retry_counter") or 0):
+                newest[n["name"]] = n
+        co, kb, bt, lg = (newest.get(k) for k in ("checkout", kbuild, boot, "login"))
+        d = lambda a, b: "%ds" % (ts(b) - ts(a)).total_seconds()
+        out = []
+        if co and kb:
+            out.append("trigger+tarball " + d(co["created"], kb["created"]))
+        if kb and bt:
+            out.append("kbuild " + d(kb["created"], bt["created"]))
+        elif kb:
+            out.append("kbuild " + d(kb["created"], kb["updated"]))
+        if bt and lg:
+            out.append("boot " + d(bt["created"], lg["created"]))
+        print(", ".join(out))
     elif cmd == "dump":
         base, token, commit = sys.argv[2:5]
         try:
@@ -324,7 +385,7 @@ def main():
         url, query = sys.argv[2], sys.argv[3]
         if url.startswith("postgres"):
             out = subprocess.run(["psql", "-qAt", url, "-c", query], check=True,
-                                 capture_output=True, text=True).stdout.strip()
+                                 capture_output=True, text=True).stdout.rstrip("\n")
             print(out.splitlines()[0] if out else "")
         else:
             import sqlite3
@@ -351,18 +412,26 @@ db_args=()
 KCIDB_DB=$DATA/kcidb.db
 if [ -n "${KERNELCI_E2E_DATABASE_URL:-}" ]; then
     command -v psql > /dev/null || die "KERNELCI_E2E_DATABASE_URL needs psql"
+    # A fresh database: in one that already saw a run, the trigger would find the checkout
+    # of the same release commit and make none.
     PG_ADMIN_URL=$KERNELCI_E2E_DATABASE_URL
     PG_DB="kci_e2e_$(date +%s)_$$"
-    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$PG_DB\"" > /dev/null ||
-        die "cannot create database $PG_DB with $PG_ADMIN_URL"
-    # Same server and credentials, the new database (any ?query is kept).
-    KCIDB_DB=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_ADMIN_URL" "$PG_DB")
+    if psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE \"$PG_DB\"" > "$WORK/createdb.log" 2>&1; then
+        # Same server and credentials, the new database (any ?query is kept).
+        KCIDB_DB=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))' "$PG_ADMIN_URL" "$PG_DB")
+        log "PostgreSQL: a fresh database $PG_DB"
+    else
+        log "PostgreSQL: cannot create a database ($(head -n 1 "$WORK/createdb.log")); using $PG_ADMIN_URL itself, which must be empty"
+        PG_DB=""
+        KCIDB_DB=$PG_ADMIN_URL
+    fi
     db_args=(--database-url "$KCIDB_DB")
-    log "PostgreSQL database $PG_DB"
 fi
+# --keep-alive 5: with --config, SIGTERM only stops the server once the pipeline roles' own
+# /listen long polls have ended, up to --keep-alive seconds (45 by default) later.
 "$BIN" up --config "$CONFIG" --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
     --trigger-poll 5 --holdoff 5 --timeout-poll 2 --kcidb-sweep 5 --kcidb-triage-interval 5 \
-    "${db_args[@]}" > "$WORK/server.log" 2>&1 &
+    --keep-alive 5 "${db_args[@]}" > "$WORK/server.log" 2>&1 9>&- &
 SERVER_PID=$!
 log "kernelci up: pid $SERVER_PID, $BASE, data $DATA, log $WORK/server.log"
 for i in $(seq 1 300); do
@@ -454,8 +523,27 @@ log "waiting for $GOOD_COMMIT (at most $GOOD_TIMEOUT s)"
 wait_tree "$GOOD_COMMIT" "$GOOD_TIMEOUT" good_done
 KID=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$KBUILD_JOB" id)
 log "kbuild $KID: $(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$KBUILD_JOB" artifacts.kernel)"
+PHASES+=("good commit:   $(e2e phases "$BASE" "$TOKEN" "$GOOD_COMMIT" "$KBUILD_JOB" "$BOOT_JOB")")
+# The console log is the real kernel's: its version line and the marker of our /init.
+console_url=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$BOOT_JOB" artifacts.test_log)
+[ -n "$console_url" ] || die "the boot job has no test_log artifact"
+curl -sf -o "$WORK/console.log" "$console_url" || die "cannot download $console_url"
+grep -q "Linux version ${BASE_TAG#v} " "$WORK/console.log" ||
+    { tail -n 40 "$WORK/console.log"; die "no 'Linux version ${BASE_TAG#v}' in the console log"; }
+grep -q '^BOOT-MARKER: init reached' "$WORK/console.log" ||
+    { tail -n 40 "$WORK/console.log"; die "no BOOT-MARKER line in the console log"; }
+log "console: $(grep -m1 -o 'Linux version [^ ]*' "$WORK/console.log"), $(grep -m1 '^BOOT-MARKER' "$WORK/console.log")"
+# QEMU should have ended by itself (the init reboots, -no-reboot exits), not by boot_timeout.
+status_url=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$BOOT_JOB" artifacts.qemu_status_txt)
+qemu_status=$(curl -sf "$status_url" | tr '\n' ' ' || true)
+log "qemu: ${qemu_status:-no qemu_status.txt}"
+case "$qemu_status" in
+    *timed_out=no*) ;;
+    *) PHASES+=("warning: QEMU did not exit by itself: ${qemu_status:-no qemu_status.txt}") ;;
+esac
 
 step "good commit: KCIDB"
+wait_sql "checkout of $GOOD_COMMIT" "SELECT count(*) FROM checkouts WHERE git_commit_hash = '$GOOD_COMMIT'"
 wait_sql "PASS build maestro:$KID" "SELECT count(*) FROM builds WHERE id = 'maestro:$KID' AND status = 'PASS'"
 wait_sql "PASS test boot.baseline.login of that build" \
     "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND path = 'boot.baseline.login' AND status = 'PASS'"
@@ -473,14 +561,17 @@ FAIL_COMMIT=$(git -C "$REPO" rev-parse HEAD)
 log "committed $FAIL_COMMIT; waiting for its build to fail (at most $FAIL_TIMEOUT s)"
 wait_tree "$FAIL_COMMIT" "$FAIL_TIMEOUT" fail_done
 FKID=$(e2e node "$BASE" "$TOKEN" "$FAIL_COMMIT" "$KBUILD_JOB" id)
+PHASES+=("broken commit: $(e2e phases "$BASE" "$TOKEN" "$FAIL_COMMIT" "$KBUILD_JOB" "$BOOT_JOB")")
 n_boot=$(e2e status "$BASE" "$TOKEN" "$FAIL_COMMIT" "$BOOT_JOB")
 [ "$n_boot" = "$BOOT_JOB=-" ] || die "a boot job was scheduled for the failed build: $n_boot"
 
 step "broken commit: KCIDB and triage"
 wait_sql "FAIL build maestro:$FKID" "SELECT count(*) FROM builds WHERE id = 'maestro:$FKID' AND status = 'FAIL'"
 wait_sql "incidents of maestro:$FKID" "SELECT count(*) FROM incidents WHERE build_id = 'maestro:$FKID'"
-issue=$(e2e sql "$KCIDB_DB" "SELECT i.comment FROM incidents n JOIN issues i ON i.id = n.issue_id AND i.version = n.issue_version WHERE n.build_id = 'maestro:$FKID' ORDER BY i.comment LIMIT 1" || true)
-log "  issue: ${issue:-?}"
+# The issue names the compile error (logspec's kbuild parser found it in the build log).
+issue=$(e2e sql "$KCIDB_DB" "SELECT i.comment FROM incidents n JOIN issues i ON i.id = n.issue_id AND i.version = n.issue_version WHERE n.build_id = 'maestro:$FKID' AND i.comment LIKE '%NR_PAGEFLAG%' LIMIT 1" || true)
+[ -n "$issue" ] || die "no issue of maestro:$FKID names the compile error (__NR_PAGEFLAG)"
+log "  issue:$issue"
 origin=$(e2e sql "$KCIDB_DB" "SELECT origin FROM incidents WHERE build_id = 'maestro:$FKID' LIMIT 1")
 [ "$origin" = logspec ] || die "the incident's origin is '$origin', expected logspec"
 

@@ -83,10 +83,13 @@ impl Scheduler {
     /// Run the two event loops and the job watcher until the task is dropped.
     pub async fn run(self, streams: (EventStream, EventStream)) {
         self.recover_lost_jobs().await;
-        let node = tokio::spawn(self.clone().event_loop(streams.0));
-        let retry = tokio::spawn(self.clone().event_loop(streams.1));
-        let watch = tokio::spawn(self.clone().watch_loop());
-        let _ = tokio::join!(node, retry, watch);
+        // One task (not three spawned ones): aborting it stops every loop, so a shutting
+        // down server is not kept waiting by their long polls.
+        tokio::join!(
+            self.clone().event_loop(streams.0),
+            self.clone().event_loop(streams.1),
+            self.clone().watch_loop()
+        );
     }
 
     /// Process events forever.
@@ -351,7 +354,7 @@ impl Scheduler {
             Ok(p) => p,
             Err(why) => return self.fail(node, "invalid_job_params", &why).await,
         };
-        let fragment_configs = params.get("fragment_configs").cloned().unwrap_or(json!([]));
+        let fragment_configs = params.get("fragment_configs").cloned().unwrap_or(json!({}));
         let mut context = JobContext::new(job_name, runtime.lab_type())
             .node(view.clone())
             .platform(platform.clone())
@@ -520,8 +523,10 @@ impl Scheduler {
                 {
                     tracing::error!("scheduler: collecting {}: {e:#}", job.node_id);
                 }
+                // Deleting a kernel build directory takes seconds: not on the way of the
+                // next finished job's results.
                 let handle = job.handle.clone();
-                let _ = tokio::task::spawn_blocking(move || rt.release(&handle)).await;
+                drop(tokio::task::spawn_blocking(move || rt.release(&handle)));
             }
         }
     }
@@ -626,16 +631,18 @@ fn job_params(
             params.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let mut fragment_configs = Vec::new();
+    // A map of the named fragments: the template merges them in the order of
+    // `params.fragments`, where a `CONFIG_...` entry is a one-line fragment of its own.
+    let mut fragment_configs = Map::new();
     if let Some(frags) = params.get("fragments").and_then(Value::as_array) {
         for f in frags.iter().filter_map(Value::as_str) {
             if f.starts_with("CONFIG_") {
-                fragment_configs.push(json!({"name": f, "configs": [f]}));
-            } else if let Some(frag) = ctx.config.fragments.get(f) {
-                fragment_configs.push(json!({"name": f, "configs": frag.configs}));
-            } else {
-                return Err(format!("fragment {f:?} is not in the fragments section"));
+                continue;
             }
+            let Some(frag) = ctx.config.fragments.get(f) else {
+                return Err(format!("fragment {f:?} is not in the fragments section"));
+            };
+            fragment_configs.insert(f.to_string(), json!({"configs": frag.configs}));
         }
     }
     params.insert("fragment_configs".into(), fragment_configs.into());

@@ -148,18 +148,25 @@ pub async fn run(
             String::new()
         }
     );
+    // On a signal, stop the pipeline roles first: their own long polls (`/listen`) would
+    // otherwise hold the graceful shutdown for up to the keep-alive period.
+    let shutdown = async move {
+        shutdown_signal().await;
+        if pipeline_tasks.is_finished() {
+            if let Ok(tasks) = pipeline_tasks.await {
+                for t in tasks {
+                    t.abort();
+                }
+            }
+        } else {
+            pipeline_tasks.abort();
+        }
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("server error")?;
     housekeeping.abort();
-    if pipeline_tasks.is_finished()
-        && let Ok(tasks) = pipeline_tasks.await
-    {
-        for t in tasks {
-            t.abort();
-        }
-    }
     // Plain subscriptions' cursors are written behind: write the last ones before exiting.
     state.cursors.flush(&*state.store).await;
     if let Some(role) = kcidb {
