@@ -115,6 +115,24 @@ async fn index(State(api): State<PipelineApi>) -> impl IntoResponse {
     )
 }
 
+/// The `email` claim (checkouts and patchsets are submitted as `user:<email>`).
+fn email_claim(claims: &Value) -> Result<&str, Reply> {
+    claims["email"]
+        .as_str()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| reply(StatusCode::UNAUTHORIZED, "The token has no email claim"))
+}
+
+/// The node `id`, or a 404 naming it.
+async fn fetch_node(api: &PipelineApi, id: &str) -> Result<Value, Reply> {
+    api.ctx
+        .api
+        .node(id)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
+        .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {id} not found")))
+}
+
 fn body_json(body: &[u8]) -> Result<Value, Reply> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) if v.is_object() => Ok(v),
@@ -145,25 +163,11 @@ async fn checkout(
     State(api): State<PipelineApi>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    match checkout_inner(&api, &headers, &body).await {
-        Ok(r) | Err(r) => r.into_response(),
-    }
-}
-
-async fn checkout_inner(
-    api: &PipelineApi,
-    headers: &HeaderMap,
-    body: &[u8],
 ) -> Result<Reply, Reply> {
+    let (api, headers) = (&api, &headers);
     let claims = api.authorize(headers, "checkout")?;
-    let Some(email) = claims["email"].as_str().filter(|e| !e.is_empty()) else {
-        return Err(reply(
-            StatusCode::UNAUTHORIZED,
-            "The token has no email claim",
-        ));
-    };
-    let v = body_json(body)?;
+    let email = email_claim(&claims)?;
+    let v = body_json(&body)?;
     let commit = v["commit"].as_str().unwrap_or_default();
     let valid_commit = (7..=40).contains(&commit.len())
         && commit
@@ -176,13 +180,7 @@ async fn checkout_inner(
     let mut jobfilter = string_list(&v, "jobfilter", 8)?;
     let platform_filter = string_list(&v, "platformfilter", 8)?;
     let (tree, url, branch) = if let Some(nodeid) = v["nodeid"].as_str() {
-        let node = api
-            .ctx
-            .api
-            .node(nodeid)
-            .await
-            .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
-            .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+        let node = fetch_node(api, nodeid).await?;
         let rev = &node["data"]["kernel_revision"];
         let (Some(t), Some(u), Some(b)) = (
             rev["tree"].as_str(),
@@ -282,30 +280,15 @@ async fn jobretry(
     State(api): State<PipelineApi>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    match jobretry_inner(&api, &headers, &body).await {
-        Ok(r) | Err(r) => r.into_response(),
-    }
-}
-
-async fn jobretry_inner(
-    api: &PipelineApi,
-    headers: &HeaderMap,
-    body: &[u8],
 ) -> Result<Reply, Reply> {
+    let (api, headers) = (&api, &headers);
     api.authorize(headers, "testretry")?;
-    let v = body_json(body)?;
+    let v = body_json(&body)?;
     let Some(nodeid) = v["nodeid"].as_str() else {
         return Err(reply(StatusCode::BAD_REQUEST, "nodeid is required"));
     };
     let extra = string_list(&v, "jobfilter", 8)?.unwrap_or_default();
-    let node = api
-        .ctx
-        .api
-        .node(nodeid)
-        .await
-        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
-        .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+    let node = fetch_node(api, nodeid).await?;
     if node["kind"] != "job" {
         return Err(reply(
             StatusCode::BAD_REQUEST,
@@ -366,37 +349,17 @@ async fn patchset(
     State(api): State<PipelineApi>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
-    match patchset_inner(&api, &headers, &body).await {
-        Ok(r) | Err(r) => r.into_response(),
-    }
-}
-
-async fn patchset_inner(
-    api: &PipelineApi,
-    headers: &HeaderMap,
-    body: &[u8],
 ) -> Result<Reply, Reply> {
+    let (api, headers) = (&api, &headers);
     let claims = api.authorize(headers, "patchset")?;
-    let Some(email) = claims["email"].as_str().filter(|e| !e.is_empty()) else {
-        return Err(reply(
-            StatusCode::UNAUTHORIZED,
-            "The token has no email claim",
-        ));
-    };
-    let v = body_json(body)?;
+    let email = email_claim(&claims)?;
+    let v = body_json(&body)?;
     let Some(nodeid) = v["nodeid"].as_str() else {
         return Err(reply(StatusCode::BAD_REQUEST, "nodeid is required"));
     };
     let jobfilter = string_list(&v, "jobfilter", 8)?;
     let platform_filter = string_list(&v, "platformfilter", 8)?;
-    let checkout = api
-        .ctx
-        .api
-        .node(nodeid)
-        .await
-        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?
-        .ok_or_else(|| reply(StatusCode::NOT_FOUND, format!("Node {nodeid} not found")))?;
+    let checkout = fetch_node(api, nodeid).await?;
     if checkout["kind"] != "checkout" {
         return Err(reply(StatusCode::BAD_REQUEST, "The node is not a checkout"));
     }

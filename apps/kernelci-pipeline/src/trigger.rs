@@ -85,7 +85,14 @@ pub async fn trigger_one(ctx: &Ctx, build_config: &str) -> anyhow::Result<Outcom
         );
     };
     let url = tree.url.clone();
-    let branch = bc.branch.clone();
+    let branch = if bc.branch.starts_with("http://") || bc.branch.starts_with("https://") {
+        match nipa_branch(&bc.branch).await {
+            Ok(b) => b,
+            Err(e) => return Ok(Outcome::Skipped(format!("branch list {}: {e}", bc.branch))),
+        }
+    } else {
+        bc.branch.clone()
+    };
     let force = ctx.settings.trigger.force;
     if let Some(secs) = bc
         .frequency
@@ -163,6 +170,31 @@ pub async fn trigger_one(ctx: &Ctx, build_config: &str) -> anyhow::Result<Outcom
     }
 }
 
+/// A branch given as an http(s) URL (NIPA's list, e.g. netdev-testing): a JSON list of
+/// `{branch, date}`; the entry with the latest `date` wins, as upstream.
+pub async fn nipa_branch(url: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let list: Value = http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    latest_branch(&list).ok_or_else(|| anyhow::anyhow!("no entry with a branch and a date"))
+}
+
+/// The `branch` of the entry with the greatest `date` in a NIPA branch list.
+pub fn latest_branch(list: &Value) -> Option<String> {
+    list.as_array()?
+        .iter()
+        .filter_map(|e| Some((e["date"].as_str()?, e["branch"].as_str()?)))
+        .max_by(|a, b| a.0.cmp(b.0))
+        .map(|(_, b)| b.to_string())
+}
+
 /// Upstream's tree id: sha256 of url + branch + the current time.
 pub fn treeid(url: &str, branch: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     let mut h = Sha256::new();
@@ -176,6 +208,17 @@ pub fn treeid(url: &str, branch: &str, now: chrono::DateTime<chrono::Utc>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nipa_lists_pick_the_latest_branch() {
+        let list = json!([
+            {"branch": "net-next-2026-11-27--18-00", "date": "2026-11-27T18:00:00+00:00"},
+            {"branch": "net-next-2026-11-28--06-00", "date": "2026-11-28T06:00:00+00:00"},
+            {"branch": "broken"},
+        ]);
+        assert_eq!(latest_branch(&list).unwrap(), "net-next-2026-11-28--06-00");
+        assert!(latest_branch(&json!({})).is_none());
+    }
 
     #[test]
     fn tree_filter() {
