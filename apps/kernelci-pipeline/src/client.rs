@@ -264,6 +264,17 @@ impl ApiClient {
         }
     }
 
+    /// `POST telemetry` with a list of events.
+    pub async fn telemetry(&self, events: &[Value]) -> Result<(), ApiError> {
+        self.call(
+            Method::POST,
+            "telemetry",
+            Some(&Value::from(events.to_vec())),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// `POST publish/{channel}`.
     pub async fn publish(&self, channel: &str, data: &Value) -> Result<(), ApiError> {
         self.call(

@@ -81,6 +81,7 @@ pub async fn collect(
     if kind == "kbuild" {
         collect_kbuild(ctx, &mut node, exit, why_not, artifacts_dir.as_deref()).await?;
         ctx.api.update(&node).await?;
+        crate::telemetry::emit(ctx, vec![crate::telemetry::event("job_result", &node)]);
         return Ok(());
     }
     let console = match &artifacts_dir {
@@ -92,6 +93,10 @@ pub async fn collect(
             let marker = ctx.settings.boot_marker.clone();
             let hierarchy = boot_hierarchy(&mut node, &console, &marker);
             ctx.api.update_hierarchy(id, &hierarchy).await?;
+            let mut events = vec![crate::telemetry::event("job_result", &node)];
+            events.extend(crate::telemetry::test_results(&node, &hierarchy));
+            crate::telemetry::emit(ctx, events);
+            return Ok(());
         }
         (Some(code), _) => {
             set_done(&mut node, "incomplete");
@@ -107,6 +112,7 @@ pub async fn collect(
             ctx.api.update(&node).await?;
         }
     }
+    crate::telemetry::emit(ctx, vec![crate::telemetry::event("job_result", &node)]);
     Ok(())
 }
 

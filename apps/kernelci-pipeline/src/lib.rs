@@ -19,6 +19,7 @@ pub mod patchset;
 pub mod scheduler;
 pub mod storage;
 pub mod tarball;
+pub mod telemetry;
 pub mod timeout;
 pub mod trigger;
 

@@ -426,6 +426,10 @@ impl Scheduler {
                 handle,
             });
         }
+        crate::telemetry::emit(
+            &self.ctx,
+            vec![crate::telemetry::event("job_submission", &node)],
+        );
         Planned::Submitted(id)
     }
 
@@ -442,6 +446,20 @@ impl Scheduler {
         if let Err(e) = self.ctx.api.update(&node).await {
             tracing::warn!("scheduler: {id}: cannot mark failed: {e}");
         }
+        if code == "submit_error" {
+            let runtime = node["data"]["runtime"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string();
+            crate::telemetry::emit(
+                &self.ctx,
+                vec![crate::telemetry::runtime_error(&runtime, &node, msg)],
+            );
+        }
+        crate::telemetry::emit(
+            &self.ctx,
+            vec![crate::telemetry::event("job_result", &node)],
+        );
         Planned::Failed(id, format!("{code}: {msg}"))
     }
 

@@ -332,6 +332,33 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
         1
     );
 
+    // Telemetry: the submissions and the results.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = get(
+            &client,
+            &format!("{base}/latest/telemetry?kind=job_result&job_name=baseline-x86_64"),
+            token,
+        )
+        .await;
+        let items = t["items"].as_array().cloned().unwrap_or_default();
+        if let Some(e) = items.first() {
+            assert_eq!(e["result"], "pass", "{e:#}");
+            assert_eq!(e["runtime"], "shell");
+            assert_eq!(e["device_type"], "qemu-x86_64");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job_result telemetry: {t:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let subs = get(
+        &client,
+        &format!("{base}/latest/telemetry?kind=job_submission"),
+        token,
+    )
+    .await;
+    assert!(subs["items"].as_array().unwrap().len() >= 2, "{subs:#}");
+
     // ... and into KCIDB.
     let kcidb_url = if pg {
         db.url.clone()
