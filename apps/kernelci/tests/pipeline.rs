@@ -513,3 +513,72 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
     .await;
     assert_eq!(all.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn bad_pipeline_configurations_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let typo = dir.path().join("typo.yaml");
+    std::fs::write(&typo, "jobs:\n  k:\n    templat: kbuild.jinja2\n").unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "jobs: [\n").unwrap();
+    let cases: [(&Path, &[&str]); 3] = [
+        (
+            &typo,
+            &[
+                "typo.yaml: jobs.k.templat: unknown key",
+                "jobs.k.template: required key missing",
+            ],
+        ),
+        (&broken, &["broken.yaml:2:1:"]),
+        (
+            Path::new("/nonexistent/pipeline.yaml"),
+            &["/nonexistent/pipeline.yaml", "No such file"],
+        ),
+    ];
+    for (file, expected) in cases {
+        let f = file.to_str().unwrap();
+        let (code, _, err) = common::run(&["pipeline", "check", f], &[]);
+        assert_eq!(code, 1, "{err}");
+        for e in expected {
+            assert!(err.contains(e), "{e:?} not in {err}");
+        }
+        // `up` refuses to start with it.
+        let port = format!("127.0.0.1:{}", common::free_port());
+        let (code, _, err) = common::run(
+            &["up", "--data-dir", d, "--listen", &port, "--config", f],
+            &[],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("cannot load the pipeline configuration"),
+            "{err}"
+        );
+    }
+    let ok = dir.path().join("ok.yaml");
+    std::fs::write(&ok, "runtimes:\n  shell: {lab_type: shell}\n").unwrap();
+    let (code, _, err) = common::run(
+        &[
+            "up",
+            "--data-dir",
+            d,
+            "--config",
+            ok.to_str().unwrap(),
+            "--pipeline-roles",
+            "trigger,bogus",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown pipeline role \"bogus\""), "{err}");
+    let (code, _, err) = common::run(
+        &["pipeline", "token", "--email", "nope", "--data-dir", d],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("\"nope\" is not an e-mail address"), "{err}");
+    let (code, out, err) = common::run(&["pipeline", "check", ok.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["runtimes"], 1);
+}
