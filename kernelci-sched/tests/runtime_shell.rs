@@ -81,7 +81,7 @@ fn successful_job_logs_env_and_workdir() {
         .submit(&job(
             "node1",
             "kbuild gcc/12:x86",
-            "echo out line\necho \"$KCI_TEST_VAR\"\necho err line >&2\nmkdir -p artifacts\necho data > artifacts/result.txt\npwd\n",
+            "echo out line\necho \"$KCI_TEST_VAR\"\necho err line >&2\nmkdir -p artifacts\necho data > artifacts/result.txt\npwd\necho \"leak=${CARGO_MANIFEST_DIR:-none} path=${PATH:+set}\"\n",
             30,
         ))
         .expect("submit");
@@ -108,6 +108,10 @@ fn successful_job_logs_env_and_workdir() {
     assert!(logs.contains("out line\n"), "{logs}");
     assert!(logs.contains("hello from env\n"), "{logs}");
     assert!(logs.contains("err line\n"), "{logs}");
+    // The server's environment (here cargo's, in a real server its secrets) stays out;
+    // PATH is kept.
+    assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    assert!(logs.contains("leak=none path=set\n"), "{logs}");
     assert!(
         logs.contains(&format!("{}\n", dir.display())),
         "cwd is the job dir: {logs}"

@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 
 use crate::{Ctx, iso_in, trigger};
 
+/// Largest request body: 32 patches of 10 MiB, plus JSON overhead.
+pub const MAX_BODY: usize = 330 << 20;
+
 /// State of the pipeline API.
 #[derive(Clone)]
 pub struct PipelineApi {
@@ -63,6 +66,8 @@ impl PipelineApi {
             .route("/api/patchset", post(patchset))
             .route("/api/metrics", get(metrics))
             .route("/node/{id}", post(callback))
+            // Patchsets may carry 32 patches of 10 MiB each (upstream's limits).
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
     }
 
@@ -125,6 +130,12 @@ fn email_claim(claims: &Value) -> Result<&str, Reply> {
 
 /// The node `id`, or a 404 naming it.
 async fn fetch_node(api: &PipelineApi, id: &str) -> Result<Value, Reply> {
+    if kernelci_model::ObjectId::parse(id).is_err() {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a node id (24 hexadecimal digits)"),
+        ));
+    }
     api.ctx
         .api
         .node(id)

@@ -154,7 +154,10 @@ impl ApiClient {
 
     /// `GET node/{id}`; `None` when it does not exist.
     pub async fn node(&self, id: &str) -> Result<Option<Value>, ApiError> {
-        match self.call(Method::GET, &format!("node/{id}"), None).await {
+        match self
+            .call(Method::GET, &format!("node/{}", enc(id)), None)
+            .await
+        {
             Ok(Value::Null) => Ok(None),
             Ok(v) => Ok(Some(v)),
             Err(ApiError::NotFound(_)) => Ok(None),
@@ -187,9 +190,28 @@ impl ApiClient {
         })
     }
 
-    /// `POST node`: the created node.
+    /// `POST node`: the created node. Not retried (a retried create could duplicate it).
     pub async fn create(&self, node: &Value) -> Result<Value, ApiError> {
         self.call(Method::POST, "node", Some(node)).await
+    }
+
+    /// `POST node` for a node carrying `data.schedule_key`: retried on connection errors
+    /// and 5xx like the idempotent calls, since a second create of the same key answers
+    /// 409 ([`ApiError::Conflict`]) instead of duplicating the node.
+    pub async fn create_keyed(&self, node: &Value) -> Result<Value, ApiError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.call(Method::POST, "node", Some(node)).await {
+                Err(ApiError::Transport { .. })
+                | Err(ApiError::Status {
+                    status: 500..=599, ..
+                }) if attempt < RETRIES => {
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// `PUT node/{id}` with the whole node document.
@@ -202,13 +224,17 @@ impl ApiClient {
     /// `PUT node/{id}?noevent=true`: an update no subscriber needs to hear about.
     pub async fn update_quiet(&self, node: &Value) -> Result<Value, ApiError> {
         let id = node.get("id").and_then(Value::as_str).unwrap_or_default();
-        self.call(Method::PUT, &format!("node/{id}?noevent=true"), Some(node))
-            .await
+        self.call(
+            Method::PUT,
+            &format!("node/{}?noevent=true", enc(id)),
+            Some(node),
+        )
+        .await
     }
 
     /// `PUT nodes/{id}`: a node and its new children in one hierarchy.
     pub async fn update_hierarchy(&self, id: &str, hierarchy: &Value) -> Result<Value, ApiError> {
-        self.call(Method::PUT, &format!("nodes/{id}"), Some(hierarchy))
+        self.call(Method::PUT, &format!("nodes/{}", enc(id)), Some(hierarchy))
             .await
     }
 

@@ -31,9 +31,11 @@ pub async fn collect(
     let Some(mut node) = ctx.api.node(id).await? else {
         anyhow::bail!("node {id} is gone");
     };
-    if node["state"] == "done" {
-        // Timed out meanwhile: a late result still wins (as upstream callbacks do).
-        tracing::info!("collect: {id} was already done; overwriting with the job's result");
+    let already_done = node["state"] == "done";
+    if already_done {
+        // Timed out meanwhile: a late result still wins (as upstream callbacks do), but the
+        // node stays `done` (done is terminal).
+        tracing::info!("collect: {id} was already done; writing the job's late result");
     }
     let artifacts_dir = workdir.map(|w| w.join("artifacts"));
     let dest = format!(
@@ -55,12 +57,15 @@ pub async fn collect(
     // The job's own output, always kept (the build log of a job that died before writing
     // one, or the runtime's view of a boot).
     if !runtime_log.is_empty() {
-        let tmp = std::env::temp_dir().join(format!("kci-joblog-{id}.txt"));
-        tokio::fs::write(&tmp, runtime_log).await?;
-        if let Ok(url) = ctx.storage.upload(&tmp, &format!("{dest}/job.log")).await {
+        let tmp = tempfile::NamedTempFile::new()?;
+        tokio::fs::write(tmp.path(), runtime_log).await?;
+        if let Ok(url) = ctx
+            .storage
+            .upload(tmp.path(), &format!("{dest}/job.log"))
+            .await
+        {
             artifacts.entry("job_log").or_insert(url.into());
         }
-        let _ = tokio::fs::remove_file(&tmp).await;
     }
     let exit = match status {
         JobStatus::Finished { exit_code } => Some(*exit_code),
@@ -80,6 +85,17 @@ pub async fn collect(
     node["processed_by_kcidb_bridge"] = false.into();
     if kind == "kbuild" {
         collect_kbuild(ctx, &mut node, exit, why_not, artifacts_dir.as_deref()).await?;
+        if already_done {
+            node["state"] = "done".into();
+            node["holdoff"] = Value::Null;
+        }
+        if node["result"] != "incomplete"
+            && node["data"]["error_code"] == "node_timeout"
+            && let Some(d) = node["data"].as_object_mut()
+        {
+            d.remove("error_code");
+            d.remove("error_msg");
+        }
         ctx.api.update(&node).await?;
         crate::telemetry::emit(ctx, vec![crate::telemetry::event("job_result", &node)]);
         return Ok(());

@@ -235,6 +235,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// Now minus `secs` seconds (the epoch when that is out of range).
+pub fn ago(secs: u64) -> chrono::DateTime<chrono::Utc> {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH)
+}
+
 /// A timestamp as the API takes it (naive UTC, microseconds).
 pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
@@ -242,5 +251,10 @@ pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
 
 /// [`iso`] of now + `d`.
 pub fn iso_in(d: Duration) -> String {
-    iso(chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero()))
+    let now = chrono::Utc::now();
+    let later = chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    iso(later)
 }

@@ -65,6 +65,12 @@ async fn process(ctx: &Ctx, mut node: Value) -> anyhow::Result<bool> {
         fail(ctx, &mut node, "the checkout has no tarball").await?;
         return Ok(true);
     };
+    if !allowed(ctx, &tarball) {
+        // Never read local files or internal hosts on behalf of an API user.
+        let why = format!("the checkout's tarball {tarball} is not on an allowed host");
+        fail(ctx, &mut node, &why).await?;
+        return Ok(true);
+    }
     match apply(ctx, &node, &tarball).await {
         Ok((url, hash)) => {
             node["data"]["kernel_revision"]["patchset"] = hash.into();
@@ -195,7 +201,8 @@ async fn apply(ctx: &Ctx, node: &Value, tarball: &str) -> anyhow::Result<(String
         anyhow::bail!("the patchset has no patches (artifacts patch0..N)");
     }
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(120))
         .build()?;
     let mut patches = Vec::new();
     let mut digests = String::new();
@@ -211,8 +218,7 @@ async fn apply(ctx: &Ctx, node: &Value, tarball: &str) -> anyhow::Result<(String
     let hash = format!("{:x}", Sha256::digest(digests.as_bytes()));
     let work = tempfile::tempdir_in(&ctx.settings.work_dir)?;
     let archive = work.path().join("checkout.tar.gz");
-    let bytes = download(&http, tarball, usize::MAX).await?;
-    tokio::fs::write(&archive, &bytes).await?;
+    download_to(&http, tarball, &archive).await?;
     let tarball_name = tarball
         .rsplit('/')
         .next()
@@ -257,7 +263,10 @@ async fn apply(ctx: &Ctx, node: &Value, tarball: &str) -> anyhow::Result<(String
         .chars()
         .take(ctx.settings.patchset_short_hash_len)
         .collect();
-    let tail = &id[id.len().saturating_sub(12)..];
+    let tail: String = {
+        let chars: Vec<char> = id.chars().collect();
+        chars[chars.len().saturating_sub(12)..].iter().collect()
+    };
     let name = format!("{tarball_name}-{short}-{tail}");
     let out = work.path().join(format!("{name}.tar.gz"));
     run_cmd(
@@ -284,19 +293,41 @@ fn path_str(p: &Path) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow::anyhow!("non UTF-8 path {}", p.display()))
 }
 
+/// Download `url` (http or https only) into memory, refusing more than `limit` bytes
+/// without reading past it.
 async fn download(http: &reqwest::Client, url: &str, limit: usize) -> anyhow::Result<Vec<u8>> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return Ok(tokio::fs::read(path).await?);
+    let mut resp = get(http, url).await?;
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            anyhow::bail!("{url} is larger than {limit} bytes");
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Download `url` into the file `to`, chunk by chunk (kernel tarballs are hundreds of MB).
+async fn download_to(http: &reqwest::Client, url: &str, to: &Path) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut resp = get(http, url).await?;
+    let mut file = tokio::fs::File::create(to).await?;
+    while let Some(chunk) = resp.chunk().await? {
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    Ok(())
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::Response> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        anyhow::bail!("{url}: only http(s) URLs are fetched");
     }
     let resp = http.get(url).send().await?;
     if !resp.status().is_success() {
         anyhow::bail!("GET {url}: {}", resp.status());
     }
-    let bytes = resp.bytes().await?;
-    if bytes.len() > limit {
-        anyhow::bail!("{url} is larger than {limit} bytes");
-    }
-    Ok(bytes.to_vec())
+    Ok(resp)
 }
 
 async fn run_cmd(cmd: &str, args: &[&str], dir: Option<&Path>) -> anyhow::Result<()> {

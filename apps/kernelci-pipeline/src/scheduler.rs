@@ -179,7 +179,7 @@ impl Scheduler {
             .and_then(kernelci_sched::matching::parse_frequency)
         {
             let rev = &input["data"]["kernel_revision"];
-            let since = chrono::Utc::now() - chrono::Duration::seconds(freq as i64);
+            let since = crate::ago(freq);
             let recent = self
                 .ctx
                 .api
@@ -292,7 +292,7 @@ impl Scheduler {
             job_name, plan.runtime, platform_name
         );
         node["data"]["schedule_key"] = key.clone().into();
-        let created = match self.ctx.api.create(&node).await {
+        let created = match self.ctx.api.create_keyed(&node).await {
             Ok(n) => n,
             Err(ApiError::Conflict(_)) => {
                 // Already scheduled; submit it only if a previous run died before that.
@@ -413,8 +413,20 @@ impl Scheduler {
         // No event for this update: the node stays `running`, no consumer acts on a job id,
         // and an event per job would halve the scheduling rate (one serialized event commit
         // each).
-        if let Err(e) = self.ctx.api.update_quiet(&node).await {
-            tracing::warn!("scheduler: {id}: cannot record job id: {e}");
+        let mut recorded = self.ctx.api.update_quiet(&node).await;
+        for _ in 0..3 {
+            if recorded.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            recorded = self.ctx.api.update_quiet(&node).await;
+        }
+        if let Err(e) = recorded {
+            // Without its job id the node would look abandoned and be submitted again.
+            tracing::error!(
+                "scheduler: {id}: cannot record job id {}: {e}",
+                handle.job_id
+            );
         }
         if runtime.workdir(&handle).is_some()
             && let Ok(mut v) = self.in_flight.lock()
@@ -672,6 +684,6 @@ fn job_timeout(ctx: &Ctx, job: &kernelci_sched::config::JobConfig) -> Duration {
     job.params
         .get("job_timeout")
         .and_then(Value::as_u64)
-        .map(|m| Duration::from_secs(m * 60))
+        .map(|m| Duration::from_secs(m.saturating_mul(60)))
         .unwrap_or(ctx.settings.job_timeout)
 }

@@ -160,10 +160,13 @@ impl ArtifactStore for KernelciStorage {
                 Some((d, f)) => (d.to_string(), f.to_string()),
                 None => (String::new(), dest.to_string()),
             };
-            let bytes = tokio::fs::read(local).await.map_err(|e| StorageError::Io {
-                path: local.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let bytes = tokio::fs::read(local)
+                .await
+                .map(bytes::Bytes::from)
+                .map_err(|e| StorageError::Io {
+                    path: local.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             let url = format!("{}/upload", self.api_url);
             let fail = |reason: String| StorageError::Upload {
                 name: dest.to_string(),
@@ -179,7 +182,13 @@ impl ArtifactStore for KernelciStorage {
                     .text("path", dir.clone())
                     .part(
                         "file0",
-                        reqwest::multipart::Part::bytes(bytes.clone()).file_name(file.clone()),
+                        // `Bytes` clones share one buffer: one copy of the file per
+                        // upload, not one per attempt.
+                        reqwest::multipart::Part::stream_with_length(
+                            reqwest::Body::from(bytes.clone()),
+                            bytes.len() as u64,
+                        )
+                        .file_name(file.clone()),
                     );
                 match self
                     .http

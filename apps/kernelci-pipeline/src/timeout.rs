@@ -38,7 +38,19 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         .api
         .find(&[("state__in", PENDING.into()), ("timeout__lt", now.clone())])
         .await?;
-    for mut node in late {
+    for stale in late {
+        // Re-read just before writing: a job may have reported meanwhile (a full-node PUT
+        // of the stale copy would overwrite its result and artifacts).
+        let Some(mut node) = fresh(ctx, &stale, |n| {
+            matches!(
+                n["state"].as_str(),
+                Some("running" | "available" | "closing")
+            ) && n["timeout"] == stale["timeout"]
+        })
+        .await
+        else {
+            continue;
+        };
         node["state"] = "done".into();
         if node["result"].is_null() {
             node["result"] = "incomplete".into();
@@ -54,7 +66,10 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         .api
         .find(&[("state", "available".into()), ("holdoff__lt", now)])
         .await?;
-    for mut node in held {
+    for stale in held {
+        let Some(mut node) = fresh(ctx, &stale, |n| n["state"] == "available").await else {
+            continue;
+        };
         node["state"] = if has_pending_descendants(ctx, &node).await? {
             "closing"
         } else {
@@ -66,8 +81,11 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         }
     }
     // closing
-    for mut node in ctx.api.find(&[("state", "closing".into())]).await? {
-        if !has_pending_descendants(ctx, &node).await? {
+    for stale in ctx.api.find(&[("state", "closing".into())]).await? {
+        if !has_pending_descendants(ctx, &stale).await? {
+            let Some(mut node) = fresh(ctx, &stale, |n| n["state"] == "closing").await else {
+                continue;
+            };
             node["state"] = "done".into();
             if ctx.api.update(&node).await.is_ok() {
                 changed += 1;
@@ -75,6 +93,13 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         }
     }
     Ok(changed)
+}
+
+/// The current version of `stale`, if it still satisfies `still`.
+async fn fresh(ctx: &Ctx, stale: &Value, still: impl Fn(&Value) -> bool) -> Option<Value> {
+    let id = stale["id"].as_str()?;
+    let node = ctx.api.node(id).await.ok()??;
+    still(&node).then_some(node)
 }
 
 /// Whether any node below `node` is still pending.

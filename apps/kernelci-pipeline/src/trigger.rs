@@ -100,7 +100,7 @@ pub async fn trigger_one(ctx: &Ctx, build_config: &str) -> anyhow::Result<Outcom
         .and_then(kernelci_sched::matching::parse_frequency)
         && !force
     {
-        let since = chrono::Utc::now() - chrono::Duration::seconds(secs as i64);
+        let since = crate::ago(secs);
         let recent = ctx
             .api
             .count(&[
@@ -155,7 +155,7 @@ pub async fn trigger_one(ctx: &Ctx, build_config: &str) -> anyhow::Result<Outcom
         "treeid": treeid(&url, &branch, now),
         "submitter": SERVICE_PIPELINE,
     });
-    match ctx.api.create(&node).await {
+    match ctx.api.create_keyed(&node).await {
         Ok(created) => Ok(Outcome::Created(
             created
                 .get("id")

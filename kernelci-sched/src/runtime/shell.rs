@@ -34,6 +34,18 @@ use super::{JobHandle, JobStatus, JobSubmission, Runtime, RuntimeError};
 /// How often the watchdog checks on a job.
 const POLL: Duration = Duration::from_millis(100);
 
+/// The only variables of the server's environment a job sees (plus its own `env`).
+pub const INHERITED_ENV: [&str; 8] = [
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "TMPDIR",
+    "USER",
+    "http_proxy",
+];
+
 /// Jobs as local processes (see the module documentation).
 #[derive(Debug)]
 pub struct ShellRuntime {
@@ -310,9 +322,16 @@ impl Runtime for ShellRuntime {
         let log_err = log
             .try_clone()
             .map_err(Self::io_err(format!("dup {}", log_path.display())))?;
+        // A job runs untrusted code (a kernel tree's Makefiles, patches): it gets a minimal
+        // environment, never the server's (which holds secrets and tokens).
+        let inherited = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var_os(k).map(|v| (*k, v)));
         let child = Command::new(&self.bash)
             .arg("job.sh")
             .current_dir(&dir)
+            .env_clear()
+            .envs(inherited)
             .envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
