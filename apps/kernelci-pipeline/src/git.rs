@@ -31,16 +31,25 @@ pub async fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> 
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let out = cmd.output().await.map_err(|e| GitError {
-        args: args.join(" "),
+        args: redact(&args.join(" ")),
         reason: format!("cannot run git: {e}"),
     })?;
     if !out.status.success() {
         return Err(GitError {
-            args: args.join(" "),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            args: redact(&args.join(" ")),
+            reason: redact(String::from_utf8_lossy(&out.stderr).trim()),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `text` with the credentials of URLs (`https://user:token@host`) replaced by `***`: git
+/// errors end up in node data and logs.
+pub fn redact(text: &str) -> String {
+    match Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@") {
+        Ok(re) => re.replace_all(text, "${1}***@").into_owned(),
+        Err(_) => text.to_string(),
+    }
 }
 
 /// The commit at the head of `branch` of the repository at `url` (`git ls-remote`).
@@ -215,6 +224,15 @@ mod tests {
             json!({"version": 6, "patchlevel": 12})
         );
         assert!(parse_version("abcdef0").is_none());
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact("fatal: unable to access 'https://bot:s3cr3t@git.example.org/linux.git/'"),
+            "fatal: unable to access 'https://***@git.example.org/linux.git/'"
+        );
+        assert_eq!(redact("no url here"), "no url here");
     }
 
     #[test]

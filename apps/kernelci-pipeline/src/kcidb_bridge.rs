@@ -143,8 +143,30 @@ async fn sweep(
         ])
         .await?;
     let n = nodes.len();
-    send(ctx, mapping, http, target, nodes).await?;
-    Ok(n)
+    if send(ctx, mapping, http, target, nodes.clone())
+        .await
+        .is_ok()
+    {
+        return Ok(n);
+    }
+    // One bad batch must not hold back the backlog: retry in chunks of 50 (upstream's
+    // fallback), so only the chunk with the offending node stays unsent.
+    let mut sent = 0;
+    let mut last_error = None;
+    for chunk in nodes.chunks(50) {
+        match send(ctx, mapping, http, target, chunk.to_vec()).await {
+            Ok(_) => sent += chunk.len(),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match last_error {
+        Some(e) if sent == 0 => Err(e),
+        Some(e) => {
+            tracing::warn!("kcidb: sweep: {} of {n} nodes not sent: {e:#}", n - sent);
+            Ok(sent)
+        }
+        None => Ok(sent),
+    }
 }
 
 struct Lookup<'a> {
@@ -227,13 +249,51 @@ pub async fn send(
     Ok(count)
 }
 
-/// The last 64 KiB of a log (the mapping keeps the last 16,384 characters).
+/// The last 64 KiB of a log (the mapping keeps the last 16,384 characters). Logs stored
+/// gzipped (upstream's `log.txt.gz`, `build.log.gz`) are decompressed; at most 32 MiB are
+/// downloaded and 256 MiB decompressed.
 async fn fetch_tail(http: &reqwest::Client, url: &str) -> Option<String> {
-    let resp = http.get(url).send().await.ok()?;
+    const MAX_DOWNLOAD: usize = 32 << 20;
+    const MAX_TEXT: u64 = 256 << 20;
+    const TAIL: usize = 64 * 1024;
+    let mut resp = http.get(url).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    let bytes = resp.bytes().await.ok()?;
-    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+    let mut bytes: Vec<u8> = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_DOWNLOAD {
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                return None;
+            }
+            // Plain text: only the end matters.
+            let cut = bytes.len() - TAIL;
+            bytes.drain(..cut);
+        }
+    }
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut text = Vec::new();
+        let decoder = flate2::read::MultiGzDecoder::new(&bytes[..]);
+        decoder.take(MAX_TEXT).read_to_end(&mut text).ok()?;
+        bytes = text;
+    }
+    let tail = &bytes[bytes.len().saturating_sub(TAIL)..];
     Some(String::from_utf8_lossy(tail).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_sent_when() {
+        let ev = |kind: &str, state: &str| serde_json::json!({"kind": kind, "state": state});
+        assert!(ready(&ev("checkout", "available")));
+        assert!(ready(&ev("kbuild", "done")));
+        assert!(!ready(&ev("kbuild", "running")));
+        assert!(!ready(&ev("job", "available")));
+        assert!(ready(&ev("test", "done")));
+    }
 }

@@ -201,28 +201,100 @@ pub async fn spawn_roles(
     };
     let mut tasks = Vec::new();
     if let Some(ev) = tarball_events {
-        tasks.push(tokio::spawn(tarball::run(ctx.clone(), ev)));
+        let c = ctx.clone();
+        let first = std::sync::Mutex::new(Some(ev));
+        tasks.push(supervise("tarball", move || {
+            let ev = reopen(&first, &c, "node", "tarball:node");
+            tarball::run(c.clone(), ev)
+        }));
     }
     if let Some(ev) = retry_events {
-        tasks.push(tokio::spawn(job_retry::run(ctx.clone(), ev)));
+        let c = ctx.clone();
+        let first = std::sync::Mutex::new(Some(ev));
+        tasks.push(supervise("job-retry", move || {
+            let ev = reopen(&first, &c, "node", "job-retry:node");
+            job_retry::run(c.clone(), ev)
+        }));
     }
     if let (Some(ev), Some(target)) = (kcidb_events, kcidb) {
-        tasks.push(tokio::spawn(kcidb_bridge::run(ctx.clone(), target, ev)));
+        let c = ctx.clone();
+        let first = std::sync::Mutex::new(Some(ev));
+        tasks.push(supervise("kcidb", move || {
+            let ev = reopen(&first, &c, "node", "kcidb:node");
+            kcidb_bridge::run(c.clone(), target.clone(), ev)
+        }));
     }
-    if let Some(ev) = scheduler_events {
-        let s = scheduler::Scheduler::new(ctx.clone(), runtimes);
-        tasks.push(tokio::spawn(s.run(ev)));
+    if let Some((node_ev, retry_ev)) = scheduler_events {
+        let c = ctx.clone();
+        let first = std::sync::Mutex::new(Some(node_ev));
+        let first_retry = std::sync::Mutex::new(Some(retry_ev));
+        tasks.push(supervise("scheduler", move || {
+            let streams = (
+                reopen(&first, &c, "node", "scheduler:node"),
+                reopen(&first_retry, &c, "retry", "scheduler:retry"),
+            );
+            scheduler::Scheduler::new(c.clone(), runtimes.clone()).run(streams)
+        }));
     }
     if has(Role::Timeout) {
-        tasks.push(tokio::spawn(timeout::run(ctx.clone())));
+        let c = ctx.clone();
+        tasks.push(supervise("timeout", move || timeout::run(c.clone())));
     }
     if has(Role::Trigger) {
-        tasks.push(tokio::spawn(trigger::run(ctx.clone())));
+        let c = ctx.clone();
+        tasks.push(supervise("trigger", move || trigger::run(c.clone())));
     }
     if has(Role::Patchset) {
-        tasks.push(tokio::spawn(patchset::run(ctx.clone())));
+        let c = ctx.clone();
+        tasks.push(supervise("patchset", move || patchset::run(c.clone())));
     }
     tasks
+}
+
+/// The stream opened at start-up the first time, a new one (same durable subscriber id:
+/// the cursor is kept by the API) after a restart.
+fn reopen(
+    first: &std::sync::Mutex<Option<events::EventStream>>,
+    ctx: &Ctx,
+    channel: &str,
+    subscriber: &str,
+) -> events::EventStream {
+    first
+        .lock()
+        .ok()
+        .and_then(|mut f| f.take())
+        .unwrap_or_else(|| events::EventStream::new(ctx.api.clone(), channel, subscriber))
+}
+
+/// Aborts the task when dropped (so aborting a supervisor stops its role).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Run a role, and run it again if it panics (a bug must not silently stop a role while
+/// the process lives on; upstream's services exit and get restarted instead).
+fn supervise<F, Fut>(name: &'static str, make: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let mut run = AbortOnDrop(tokio::spawn(make()));
+            match (&mut run.0).await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("pipeline role {name} panicked; restarting it in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                // Finished (a one-shot trigger) or cancelled.
+                _ => return,
+            }
+        }
+    })
 }
 
 /// This machine's name (`/etc/hostname`, else `$HOSTNAME`, else `localhost`).
