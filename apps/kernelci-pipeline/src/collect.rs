@@ -45,7 +45,11 @@ pub async fn collect(
     );
     let mut artifacts = Map::new();
     if let Some(dir) = &artifacts_dir {
-        for (rel, path) in list_files(dir) {
+        let walk = dir.clone();
+        let files = tokio::task::spawn_blocking(move || list_files(&walk))
+            .await
+            .unwrap_or_default();
+        for (rel, path) in files {
             match ctx.storage.upload(&path, &format!("{dest}/{rel}")).await {
                 Ok(url) => {
                     artifacts.insert(artifact_key(&rel), url.into());

@@ -540,7 +540,12 @@ impl Scheduler {
                     v.retain(|j| j.node_id != job.node_id);
                 }
                 let workdir = rt.workdir(&job.handle);
-                let log = rt.logs(&job.handle).unwrap_or_default();
+                let log = {
+                    let (rt, handle) = (rt.clone(), job.handle.clone());
+                    tokio::task::spawn_blocking(move || rt.logs(&handle).unwrap_or_default())
+                        .await
+                        .unwrap_or_default()
+                };
                 if let Err(e) = crate::collect::collect(
                     &self.ctx,
                     &job.node_id,
