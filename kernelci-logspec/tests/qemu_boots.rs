@@ -71,3 +71,66 @@ fn a_boot_without_init_is_a_kernel_panic() {
         r.output_full()
     );
 }
+
+fn extra_types(r: &ParseResult) -> Vec<&str> {
+    r.extra.iter().map(|f| f.finding_type.as_str()).collect()
+}
+
+/// Each beyond-upstream detector on a real crash: the LKDTM kernel (the same tinyconfig
+/// plus PROC_FS, SYSFS, DEBUG_FS, LKDTM, the lockup detectors) provoked from its shell.
+#[test]
+fn real_crashes_are_found_by_the_extra_detectors() {
+    for (log, finding, summary) in [
+        (
+            "lkdtm-exception-oops.log",
+            "linux.kernel.oops",
+            "Oops: 0002",
+        ),
+        ("lkdtm-softlockup.log", "linux.kernel.soft_lockup", "sh"),
+        ("lkdtm-hung-task.log", "linux.kernel.hung_task", "sh"),
+    ] {
+        let r = parse(log, true);
+        assert_eq!(r.state("linux.boot.kernel_started"), Some(true), "{log}");
+        let found: Vec<_> = r
+            .extra
+            .iter()
+            .filter(|f| f.finding_type == finding)
+            .collect();
+        assert!(
+            !found.is_empty(),
+            "{log}: no {finding} in {:?}",
+            extra_types(&r)
+        );
+        assert!(
+            found[0].summary.contains(summary),
+            "{log}: {finding} summary {:?}",
+            found[0].summary
+        );
+        assert!(
+            found[0].line.is_some_and(|l| l > 90),
+            "{log}: {:?}",
+            found[0].line
+        );
+        // The same log without the detectors: upstream's output, untouched.
+        let compat = parse(log, false);
+        assert_eq!(compat.output_full(), r.output_full(), "{log}");
+        assert!(compat.extra.is_empty());
+    }
+    // Upstream's boot parser stops at the shell prompt, before these crashes: only the
+    // extra detectors (which read the whole log) report them.
+    assert!(parse("lkdtm-exception-oops.log", false).errors.is_empty());
+}
+
+#[test]
+fn firmware_without_kernel_output_is_a_kernel_that_never_started() {
+    let r = parse("kernel-not-started.log", true);
+    assert_ne!(r.state("linux.boot.kernel_started"), Some(true));
+    assert!(
+        extra_types(&r).contains(&"linux.boot.kernel_not_started"),
+        "{:?}",
+        extra_types(&r)
+    );
+    // A boot that got going is not reported as never started.
+    let ok = parse("marker-reboot.log", true);
+    assert!(!extra_types(&ok).contains(&"linux.boot.kernel_not_started"));
+}
