@@ -134,3 +134,19 @@ fn firmware_without_kernel_output_is_a_kernel_that_never_started() {
     let ok = parse("marker-reboot.log", true);
     assert!(!extra_types(&ok).contains(&"linux.boot.kernel_not_started"));
 }
+
+#[test]
+fn a_getty_login_prompt_is_reached() {
+    let r = parse("getty-login-prompt.log", true);
+    let login: Vec<_> = r
+        .extra
+        .iter()
+        .filter(|f| f.finding_type == "linux.boot.login_prompt")
+        .collect();
+    assert_eq!(login.len(), 1, "{:?}", extra_types(&r));
+    assert!(login[0].text.contains("qemu login:"), "{:?}", login[0].text);
+    assert_eq!(
+        parse("getty-login-prompt.log", false).output_full(),
+        r.output_full()
+    );
+}
