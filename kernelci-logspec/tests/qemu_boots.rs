@@ -88,6 +88,11 @@ fn real_crashes_are_found_by_the_extra_detectors() {
         ),
         ("lkdtm-softlockup.log", "linux.kernel.soft_lockup", "sh"),
         ("lkdtm-hung-task.log", "linux.kernel.hung_task", "sh"),
+        (
+            "lkdtm-kasan-slab-out-of-bounds.log",
+            "linux.kernel.kasan",
+            "slab-out-of-bounds",
+        ),
     ] {
         let r = parse(log, true);
         assert_eq!(r.state("linux.boot.kernel_started"), Some(true), "{log}");
