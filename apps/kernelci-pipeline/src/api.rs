@@ -128,6 +128,31 @@ fn email_claim(claims: &Value) -> Result<&str, Reply> {
         .ok_or_else(|| reply(StatusCode::UNAUTHORIZED, "The token has no email claim"))
 }
 
+/// Create a user-requested node with its filters; upstream's `{"message", "node"}` answer.
+async fn create_node(
+    api: &PipelineApi,
+    mut node: Value,
+    jobfilter: Option<Vec<String>>,
+    platform_filter: Option<Vec<String>>,
+) -> Result<Reply, Reply> {
+    if let Some(jf) = jobfilter {
+        node["jobfilter"] = json!(jf);
+    }
+    if let Some(pf) = platform_filter {
+        node["platform_filter"] = json!(pf);
+    }
+    let created = api
+        .ctx
+        .api
+        .create(&node)
+        .await
+        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"message": "OK", "node": created})),
+    ))
+}
+
 /// The node `id`, or a 404 naming it.
 async fn fetch_node(api: &PipelineApi, id: &str) -> Result<Value, Reply> {
     if kernelci_model::ObjectId::parse(id).is_err() {
@@ -259,7 +284,7 @@ async fn checkout(
             }
         }
     }
-    let mut node = json!({
+    let node = json!({
         "kind": "checkout",
         "name": "checkout",
         "path": ["checkout"],
@@ -269,22 +294,7 @@ async fn checkout(
         "submitter": format!("user:{email}"),
         "treeid": trigger::treeid(&url, &branch, chrono::Utc::now()),
     });
-    if let Some(jf) = jobfilter {
-        node["jobfilter"] = json!(jf);
-    }
-    if let Some(pf) = platform_filter {
-        node["platform_filter"] = json!(pf);
-    }
-    let created = api
-        .ctx
-        .api
-        .create(&node)
-        .await
-        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({"message": "OK", "node": created})),
-    ))
+    create_node(api, node, jobfilter, platform_filter).await
 }
 
 async fn jobretry(
@@ -465,22 +475,7 @@ async fn patchset(
         .as_str()
         .unwrap_or_default();
     node["treeid"] = trigger::treeid(url, branch, chrono::Utc::now()).into();
-    if let Some(jf) = jobfilter {
-        node["jobfilter"] = json!(jf);
-    }
-    if let Some(pf) = platform_filter {
-        node["platform_filter"] = json!(pf);
-    }
-    let created = api
-        .ctx
-        .api
-        .create(&node)
-        .await
-        .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({"message": "OK", "node": created})),
-    ))
+    create_node(api, node, jobfilter, platform_filter).await
 }
 
 async fn callback(State(api): State<PipelineApi>, Path(_id): Path<String>) -> Response {
