@@ -269,7 +269,7 @@ pub async fn prepare(
 /// `kernelci pipeline ...`.
 #[derive(Subcommand, Debug)]
 pub enum PipelineCommand {
-    /// Run pipeline roles alone against a Maestro API (`--roles trigger,tarball,...`).
+    /// Run pipeline roles alone against a Maestro API (`--pipeline-roles trigger,tarball,...`).
     Run(Box<RunArgs>),
     /// Print a pipeline API token (for /pipeline/api/checkout, jobretry, patchset).
     Token(TokenArgs),

@@ -117,7 +117,16 @@ pub async fn run(
             app = started.router.merge(app);
             Some(started.start)
         }
-        None => None,
+        None => {
+            if roles == Roles::All {
+                // Pipeline roles run elsewhere (`kernelci pipeline run --data-dir` the same
+                // directory) store artifacts here: serve them.
+                let dir = args.store.data_dir.join("artifacts");
+                crate::options::ensure_dir(&dir)?;
+                app = app.nest_service("/storage", tower_http::services::ServeDir::new(dir));
+            }
+            None
+        }
     };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
