@@ -2,6 +2,7 @@
 //! evaluator (which looks fields up through ancestors synchronously).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use serde_json::Value;
 
@@ -20,13 +21,20 @@ pub struct Chain {
 
 impl<'a> Ancestors<'a> {
     /// Over `api`.
-    pub async fn new(api: &'a ApiClient) -> Ancestors<'a> {
+    pub fn new(api: &'a ApiClient) -> Ancestors<'a> {
         Ancestors { api }
     }
 
     /// Every ancestor of `node` (at most 64 levels; a missing parent ends the chain).
     pub async fn prefetch(&self, node: &Value) -> Chain {
         let mut chain = Chain::default();
+        self.prefetch_into(&mut chain, node).await;
+        chain
+    }
+
+    /// Add the ancestors of `node` to `chain`, stopping at the first one it already holds
+    /// (siblings share their ancestors: each is fetched once).
+    pub async fn prefetch_into(&self, chain: &mut Chain, node: &Value) {
         let mut next = node["parent"].as_str().map(String::from);
         for _ in 0..64 {
             let Some(id) = next.take() else { break };
@@ -41,7 +49,6 @@ impl<'a> Ancestors<'a> {
                 _ => break,
             }
         }
-        chain
     }
 
     /// The nearest ancestor of `node` (itself included) whose `kind` is one of `kinds`.
@@ -60,6 +67,33 @@ impl<'a> Ancestors<'a> {
         }
         None
     }
+}
+
+/// Visit the nodes below `id`, depth first (children through `GET nodes/fast?parent=`),
+/// until `visit` breaks; at most `limit` nodes (an error beyond). `Break` if `visit` stopped.
+pub async fn walk_descendants(
+    api: &ApiClient,
+    id: &str,
+    limit: usize,
+    mut visit: impl FnMut(&Value) -> ControlFlow<()>,
+) -> anyhow::Result<ControlFlow<()>> {
+    let mut frontier = vec![id.to_string()];
+    let mut seen = 0usize;
+    while let Some(parent) = frontier.pop() {
+        for child in api.find(&[("parent", parent)]).await? {
+            if visit(&child).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            if let Some(cid) = child["id"].as_str() {
+                frontier.push(cid.to_string());
+            }
+            seen += 1;
+            if seen > limit {
+                anyhow::bail!("more than {limit} descendants under {id}");
+            }
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 impl Chain {

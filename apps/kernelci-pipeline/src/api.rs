@@ -231,7 +231,7 @@ async fn checkout(
         if jobfilter.is_none() && matches!(node["kind"].as_str(), Some("job" | "kbuild")) {
             // Re-run that job (and the build above it) on the new commit.
             let mut names = Vec::new();
-            let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api).await;
+            let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api);
             if let Some(kb) = ancestors.nearest(&node, &["kbuild"]).await
                 && let Some(n) = kb["name"].as_str()
             {
@@ -316,7 +316,7 @@ async fn jobretry(
             "Only job nodes can be retried",
         ));
     }
-    let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api).await;
+    let ancestors = crate::ancestry::Ancestors::new(&api.ctx.api);
     let Some(kbuild) = ancestors.nearest(&node, &["kbuild"]).await else {
         return Err(reply(
             StatusCode::NOT_FOUND,

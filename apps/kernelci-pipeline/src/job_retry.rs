@@ -55,7 +55,7 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
         tracing::info!("job-retry: {} {id}: no retries left", node["name"]);
         return Ok(());
     }
-    let ancestors = Ancestors::new(&ctx.api).await;
+    let ancestors = Ancestors::new(&ctx.api);
     let Some(parent_id) = node["parent"].as_str() else {
         anyhow::bail!("no parent to schedule from");
     };

@@ -115,15 +115,12 @@ async fn collect_nodes(ctx: &Ctx, id: &str, hierarchy: bool) -> anyhow::Result<V
     };
     let mut out = vec![node];
     if hierarchy {
-        let mut frontier = vec![id.to_string()];
-        while let Some(p) = frontier.pop() {
-            for child in ctx.api.find(&[("parent", p)]).await? {
-                if let Some(cid) = child["id"].as_str() {
-                    frontier.push(cid.to_string());
-                }
-                out.push(child);
-            }
-        }
+        // `visit` never breaks: the walk's outcome says nothing here.
+        let _ = crate::ancestry::walk_descendants(&ctx.api, id, 100_000, |child| {
+            out.push(child.clone());
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
     }
     Ok(out)
 }
@@ -170,16 +167,16 @@ async fn sweep(
 }
 
 struct Lookup<'a> {
-    chains: &'a HashMap<String, Chain>,
+    ancestors: &'a Chain,
     nodes: &'a HashMap<String, Value>,
 }
 
 impl NodeLookup for Lookup<'_> {
     fn node(&self, id: &str) -> Option<Value> {
-        if let Some(n) = self.nodes.get(id) {
-            return Some(n.clone());
-        }
-        self.chains.values().find_map(|c| c.get(id).cloned())
+        self.nodes
+            .get(id)
+            .or_else(|| self.ancestors.get(id))
+            .cloned()
     }
 }
 
@@ -194,19 +191,18 @@ pub async fn send(
     if nodes.is_empty() {
         return Ok(0);
     }
-    let ancestors = Ancestors::new(&ctx.api).await;
-    let mut chains = HashMap::new();
+    let fetch = Ancestors::new(&ctx.api);
+    // One chain for the batch: the nodes of a batch share most of their ancestors.
+    let mut ancestors = Chain::default();
     let by_id: HashMap<String, Value> = nodes
         .iter()
         .filter_map(|n| Some((n["id"].as_str()?.to_string(), n.clone())))
         .collect();
     for n in &nodes {
-        if let Some(id) = n["id"].as_str() {
-            chains.insert(id.to_string(), ancestors.prefetch(n).await);
-        }
+        fetch.prefetch_into(&mut ancestors, n).await;
     }
     let lookup = Lookup {
-        chains: &chains,
+        ancestors: &ancestors,
         nodes: &by_id,
     };
     let mut mapped = Vec::new();

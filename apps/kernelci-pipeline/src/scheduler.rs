@@ -136,7 +136,6 @@ impl Scheduler {
         // Rules look fields up through ancestors: fetch the input's chain once per event.
         // The input's rules see its ancestors; a candidate's rules also see the input.
         let input_chain = crate::ancestry::Ancestors::new(&self.ctx.api)
-            .await
             .prefetch(&input)
             .await;
         let mut child_chain = input_chain.clone();

@@ -124,26 +124,18 @@ pub async fn has_pending_descendants(ctx: &Ctx, node: &Value) -> anyhow::Result<
             .await?;
         return Ok(n + direct > 0);
     }
-    let mut frontier = vec![id];
-    let mut seen = 0usize;
-    while let Some(parent) = frontier.pop() {
-        for child in ctx.api.find(&[("parent", parent)]).await? {
-            if matches!(
-                child["state"].as_str(),
-                Some("running" | "available" | "closing")
-            ) {
-                return Ok(true);
-            }
-            if let Some(cid) = child["id"].as_str() {
-                frontier.push(cid.to_string());
-            }
-            seen += 1;
-            if seen > 100_000 {
-                anyhow::bail!("more than 100000 descendants under {}", node["id"]);
-            }
+    let walk = crate::ancestry::walk_descendants(&ctx.api, &id, 100_000, |child| {
+        if matches!(
+            child["state"].as_str(),
+            Some("running" | "available" | "closing")
+        ) {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
         }
-    }
-    Ok(false)
+    })
+    .await?;
+    Ok(walk.is_break())
 }
 
 /// Default poll period.
