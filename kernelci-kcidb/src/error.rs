@@ -399,6 +399,12 @@ pub enum Reason {
     /// Internal: a converted document does not fit the typed model (a bug, never expected).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A streamed document ([`crate::stream`]) has more problems than are listed.
+    #[error("more problems follow; only the first {shown} are listed")]
+    TooManyProblems {
+        /// How many are listed before this one.
+        shown: usize,
+    },
 }
 
 impl Reason {

@@ -34,6 +34,8 @@
 //! assert_eq!(pointers, ["/builds/0/status", "/builds/0/start_time"]);
 //! ```
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod error;
 mod fast_path;
 pub mod formats;
@@ -43,6 +45,7 @@ pub mod parse;
 pub mod patterns;
 mod pointer;
 mod schema;
+pub mod stream;
 pub mod types;
 pub mod upgrade;
 pub mod validate;

@@ -43,7 +43,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ParseError> {
     })
 }
 
-fn syntax(e: &serde_json::Error) -> ParseError {
+pub(crate) fn syntax(e: &serde_json::Error) -> ParseError {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
@@ -57,8 +57,8 @@ fn syntax(e: &serde_json::Error) -> ParseError {
 /// Builds a [`Value`] like serde_json's own visitor, but fails on duplicate keys (recording
 /// the key, since the error type only carries a message).
 #[derive(Clone, Copy)]
-struct StrictValue<'a> {
-    duplicate: &'a RefCell<Option<String>>,
+pub(crate) struct StrictValue<'a> {
+    pub(crate) duplicate: &'a RefCell<Option<String>>,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictValue<'_> {

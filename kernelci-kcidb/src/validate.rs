@@ -69,20 +69,21 @@ pub(crate) fn validate_exactly(doc: &Value, version: SchemaVersion) -> Vec<Probl
     validator.problems
 }
 
-struct Validator {
-    version: SchemaVersion,
-    problems: Vec<Problem>,
+/// The rules, applied to a whole document or (by [`crate::stream`]) piece by piece.
+pub(crate) struct Validator {
+    pub(crate) version: SchemaVersion,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl Validator {
-    fn report(&mut self, loc: &Loc<'_>, reason: Reason) {
+    pub(crate) fn report(&mut self, loc: &Loc<'_>, reason: Reason) {
         self.problems.push(Problem {
             pointer: loc.pointer(),
             reason,
         });
     }
 
-    fn wrong_type(&mut self, loc: &Loc<'_>, expected: JsonType, found: &Value) {
+    pub(crate) fn wrong_type(&mut self, loc: &Loc<'_>, expected: JsonType, found: &Value) {
         let reason = match found {
             Value::Null => Reason::Null { expected },
             other => Reason::WrongType {
@@ -127,7 +128,7 @@ impl Validator {
         }
     }
 
-    fn version_object(&mut self, value: &Value, loc: &Loc<'_>) {
+    pub(crate) fn version_object(&mut self, value: &Value, loc: &Loc<'_>) {
         let Some(map) = value.as_object() else {
             self.wrong_type(loc, JsonType::Object, value);
             return;
@@ -199,7 +200,7 @@ impl Validator {
         }
     }
 
-    fn object(&mut self, ty: ObjectType, value: &Value, loc: &Loc<'_>) {
+    pub(crate) fn object(&mut self, ty: ObjectType, value: &Value, loc: &Loc<'_>) {
         let Some(map) = value.as_object() else {
             self.wrong_type(loc, JsonType::Object, value);
             return;

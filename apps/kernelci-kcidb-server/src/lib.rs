@@ -10,11 +10,12 @@
 //! Differences from upstream, each fixing a gap of §1.9:
 //! * authentication runs before the body is read;
 //! * the body is streamed into `submission-<id>.json.temp` with a size limit
-//!   ([`KcidbConfig::max_body`], 413 beyond it, checked on `Content-Length` first). The
-//!   validator needs the whole document in memory, so the limit is also the memory bound
-//!   per submission (default 256 MiB);
-//! * the submission is validated ([`kernelci_kcidb::load`]): an invalid one gets 400 with
-//!   every problem (`stage`, `pointer`, `reason`) and its temp file is removed;
+//!   ([`KcidbConfig::max_body`], 413 beyond it, checked on `Content-Length` first);
+//! * the file is validated as it is read back ([`check_spooled`]): documents up to 16 MiB
+//!   in memory ([`kernelci_kcidb::load`]), larger v5 ones one object at a time
+//!   ([`kernelci_kcidb::stream`]), so a 500 MiB submission needs about the memory of its
+//!   largest object, not 500 MiB. An invalid one gets 400 with every problem (`stage`,
+//!   `pointer`, `reason`; a streamed one at most 1,000) and its temp file is removed;
 //! * origins are enforced: every object's `origin` and the `origin:` prefix of its `id`
 //!   must equal the token's `origin`, else 403 listing the offending objects (pointers into
 //!   the v5.3 form of the document). A token with the permission `kcidb:admin` (claim
@@ -24,7 +25,7 @@
 //! * `processed` means the file's batch is committed in the database, not merely archived.
 
 pub mod auth;
-pub mod db;
+pub use kernelci_kcidb::db;
 pub mod ingest;
 pub mod logfetch;
 pub mod spool;
@@ -43,6 +44,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
+use kernelci_kcidb::stream::{AnyObject, StreamError, StreamOptions};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
@@ -107,6 +109,7 @@ struct Inner {
     metrics: Metrics,
     started: Instant,
     wake: Notify,
+    stream: StreamOptions,
 }
 
 /// The state shared by the handlers and the ingester.
@@ -118,6 +121,15 @@ pub struct KcidbState {
 impl KcidbState {
     /// Opens the spool directory.
     pub fn new(config: KcidbConfig) -> std::io::Result<KcidbState> {
+        KcidbState::with_stream_options(config, StreamOptions::default())
+    }
+
+    /// [`KcidbState::new`] with how submissions are read: documents above
+    /// `stream.in_memory_up_to` bytes are validated (and ingested) one object at a time.
+    pub fn with_stream_options(
+        config: KcidbConfig,
+        stream: StreamOptions,
+    ) -> std::io::Result<KcidbState> {
         let spool = Spool::open(&config.spool_dir)?;
         Ok(KcidbState {
             inner: Arc::new(Inner {
@@ -127,6 +139,7 @@ impl KcidbState {
                 metrics: Metrics::default(),
                 started: Instant::now(),
                 wake: Notify::new(),
+                stream,
             }),
         })
     }
@@ -326,8 +339,8 @@ async fn submit(State(state): State<KcidbState>, headers: HeaderMap, body: Body)
         Ok(f) => f,
         Err(e) => return system_error(format!("cannot create {}: {e}", temp.display())),
     };
-    // Stream to the temp file; the validator needs the document in memory too.
-    let mut data: Vec<u8> = Vec::new();
+    // Stream to the temp file; the validator then reads it back one object at a time.
+    let mut size: u64 = 0;
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
@@ -344,7 +357,8 @@ async fn submit(State(state): State<KcidbState>, headers: HeaderMap, body: Body)
         let Ok(chunk) = frame.into_data() else {
             continue;
         };
-        if data.len() as u64 + chunk.len() as u64 > max {
+        size += chunk.len() as u64;
+        if size > max {
             drop(file);
             return discard(&temp, too_large()).await;
         }
@@ -352,50 +366,45 @@ async fn submit(State(state): State<KcidbState>, headers: HeaderMap, body: Body)
             let r = system_error(format!("cannot write {}: {e}", temp.display()));
             return discard(&temp, r).await;
         }
-        data.extend_from_slice(&chunk);
     }
     if let Err(e) = file.sync_all().await {
         let r = system_error(format!("cannot sync {}: {e}", temp.display()));
         return discard(&temp, r).await;
     }
     drop(file);
-    let size = data.len();
-    let check_origin = !who.admin;
-    let origin = who.origin.clone();
-    let verdict = tokio::task::spawn_blocking(move || {
-        let sub = kernelci_kcidb::load(&data)?;
-        let offending = if check_origin {
-            foreign_objects(&sub, &origin)
-        } else {
-            Vec::new()
-        };
-        Ok::<_, kernelci_kcidb::Rejection>((sub.object_count(), offending))
-    })
-    .await;
+    let origin = (!who.admin).then(|| who.origin.clone());
+    let options = state.inner.stream;
+    let path = temp.clone();
+    let verdict =
+        tokio::task::spawn_blocking(move || check_spooled(&path, &options, origin.as_deref()))
+            .await;
     let (objects, offending) = match verdict {
         Err(e) => {
             let r = system_error(format!("validation task failed: {e}"));
             return discard(&temp, r).await;
         }
-        Ok(Err(rejection)) => {
+        Ok(Err(StreamError::Rejected(rejection))) => {
             metrics.user_errors_total.fetch_add(1, Ordering::Relaxed);
             return discard(&temp, invalid(&rejection)).await;
         }
+        Ok(Err(e)) => {
+            let r = system_error(format!("cannot read {}: {e}", temp.display()));
+            return discard(&temp, r).await;
+        }
         Ok(Ok(v)) => v,
     };
-    if !offending.is_empty() {
+    if offending.count > 0 {
         metrics.user_errors_total.fetch_add(1, Ordering::Relaxed);
         let mut extra = Map::new();
         extra.insert("origin".into(), json!(who.origin));
-        extra.insert("objects".into(), json!(offending));
+        extra.insert("objects".into(), json!(offending.pointers));
         let r = reply(
             StatusCode::FORBIDDEN,
             "0",
             "error",
             &format!(
                 "{} object(s) do not belong to the token's origin {:?}",
-                offending.len(),
-                who.origin
+                offending.count, who.origin
             ),
             extra,
         );
@@ -417,7 +426,7 @@ async fn submit(State(state): State<KcidbState>, headers: HeaderMap, body: Body)
     metrics.submissions_total.fetch_add(1, Ordering::Relaxed);
     metrics
         .submission_size_total
-        .fetch_add(size as u64, Ordering::Relaxed);
+        .fetch_add(size, Ordering::Relaxed);
     if let Ok(mut by_origin) = metrics.by_origin.lock() {
         *by_origin.entry(normalize_label(&who.origin)).or_insert(0) += 1;
     }
@@ -459,33 +468,48 @@ fn invalid(rejection: &kernelci_kcidb::Rejection) -> Response {
     )
 }
 
-/// The pointers of objects whose `origin` or id prefix is not `origin`.
-pub fn foreign_objects(sub: &kernelci_kcidb::Submission, origin: &str) -> Vec<String> {
-    fn bad(id: &str, object_origin: &str, origin: &str) -> bool {
-        object_origin != origin || id.split_once(':').map(|(p, _)| p) != Some(origin)
-    }
-    let mut out = Vec::new();
-    let mut check = |list: &str, i: usize, id: &str, o: &str| {
-        if bad(id, o, origin) {
-            out.push(format!("/{list}/{i}"));
+/// Objects whose `origin` or id prefix is not the token's origin.
+#[derive(Debug, Default)]
+pub struct ForeignObjects {
+    /// How many.
+    pub count: usize,
+    /// The first [`MAX_LISTED_FOREIGN`] of them, as pointers into the v5.3 document
+    /// (`/builds/3`).
+    pub pointers: Vec<String>,
+}
+
+/// Foreign objects listed in a 403 reply (the count covers them all).
+pub const MAX_LISTED_FOREIGN: usize = 1000;
+
+impl ForeignObjects {
+    /// Records `object` (at `index` of its list) if it is foreign to `origin`.
+    pub fn check(&mut self, origin: &str, index: usize, object: &AnyObject) {
+        let id_prefix = object.id().split_once(':').map(|(p, _)| p);
+        if object.origin() != origin || id_prefix != Some(origin) {
+            self.count += 1;
+            if self.pointers.len() < MAX_LISTED_FOREIGN {
+                self.pointers.push(format!("/{}/{index}", object.list()));
+            }
         }
-    };
-    for (i, x) in sub.checkouts.iter().enumerate() {
-        check("checkouts", i, &x.id, &x.origin);
     }
-    for (i, x) in sub.builds.iter().enumerate() {
-        check("builds", i, &x.id, &x.origin);
-    }
-    for (i, x) in sub.tests.iter().enumerate() {
-        check("tests", i, &x.id, &x.origin);
-    }
-    for (i, x) in sub.issues.iter().enumerate() {
-        check("issues", i, &x.id, &x.origin);
-    }
-    for (i, x) in sub.incidents.iter().enumerate() {
-        check("incidents", i, &x.id, &x.origin);
-    }
-    out
+}
+
+/// Validates a spooled file one object at a time ([`kernelci_kcidb::stream`]); with an
+/// `origin`, also collects the objects foreign to it. Returns the object count.
+pub fn check_spooled(
+    path: &std::path::Path,
+    options: &StreamOptions,
+    origin: Option<&str>,
+) -> Result<(u64, ForeignObjects), StreamError<std::convert::Infallible>> {
+    let file = std::fs::File::open(path)?;
+    let mut foreign = ForeignObjects::default();
+    let objects = kernelci_kcidb::stream::read_objects(file, options, |index, object| {
+        if let Some(origin) = origin {
+            foreign.check(origin, index, &object);
+        }
+        Ok(())
+    })?;
+    Ok((objects, foreign))
 }
 
 /// Upstream's label normalization: lower case, runs of non-alphanumerics to one `_`,

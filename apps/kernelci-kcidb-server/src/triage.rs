@@ -408,12 +408,6 @@ macro_rules! on_pool {
     };
 }
 
-/// The `triage_state` table: one row per build or test looked at (created with the KCIDB
-/// tables, [`KcidbDb::open`]).
-pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS triage_state (kind TEXT NOT NULL, \
-    id TEXT NOT NULL, done BIGINT NOT NULL, attempts BIGINT NOT NULL, outcome TEXT, \
-    updated TEXT NOT NULL, PRIMARY KEY (kind, id))";
-
 /// A build or test to triage.
 #[derive(Debug, Clone)]
 struct Candidate {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use kernelci_kcidb::stream::StreamOptions;
 use kernelci_kcidb_server::{
     IngestLimits, KcidbConfig, KcidbDb, KcidbState, Verifier, auth, kcidb_router,
 };
@@ -40,15 +41,37 @@ impl Server {
 
     /// A server on `testdb`, or on the database at `url` (then `testdb` is a placeholder).
     async fn start_on(testdb: TestDb, url: Option<&str>, auth: bool, max_body: u64) -> Server {
+        Server::start_with(testdb, url, auth, max_body, StreamOptions::default()).await
+    }
+
+    /// A server that reads every submission one object at a time.
+    async fn start_streaming(max_body: u64) -> Server {
+        let stream = StreamOptions {
+            in_memory_up_to: 0,
+            ..StreamOptions::default()
+        };
+        Server::start_with(TestDb::new().await, None, true, max_body, stream).await
+    }
+
+    async fn start_with(
+        testdb: TestDb,
+        url: Option<&str>,
+        auth: bool,
+        max_body: u64,
+        stream: StreamOptions,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let spool = dir.path().join("spool");
         let db = KcidbDb::open(url.unwrap_or(&testdb.url)).await.unwrap();
         let keys = Verifier::new(SECRET, Some("second-secret"));
-        let state = KcidbState::new(KcidbConfig {
-            spool_dir: spool.clone(),
-            verifier: auth.then(|| keys.clone()),
-            max_body,
-        })
+        let state = KcidbState::with_stream_options(
+            KcidbConfig {
+                spool_dir: spool.clone(),
+                verifier: auth.then(|| keys.clone()),
+                max_body,
+            },
+            stream,
+        )
         .unwrap();
         let app = kcidb_router(state.clone(), true);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -369,6 +392,64 @@ async fn origins_are_enforced() {
     assert_eq!(server.spool_files().len(), 2);
     server.drain().await;
     assert_eq!(server.db.counts().await.unwrap().builds, 2);
+}
+
+/// `count` tests of `origin` (ids of `id_origin`), with a bad start time at `bad`.
+fn many_tests(origin: &str, id_origin: &str, count: usize, bad: Option<usize>) -> Vec<u8> {
+    let tests: Vec<Value> = (0..count)
+        .map(|i| {
+            let time = if Some(i) == bad {
+                "yesterday"
+            } else {
+                "2026-11-28T10:00:00Z"
+            };
+            json!({"id": format!("{id_origin}:t{i}"), "origin": origin, "build_id": "lab:b1",
+                   "path": format!("suite.case{i}"), "status": "PASS", "start_time": time})
+        })
+        .collect();
+    json!({
+        "version": {"major": 5, "minor": 3},
+        "checkouts": [{"id": "lab:c1", "origin": "lab"}],
+        "builds": [{"id": "lab:b1", "origin": "lab", "checkout_id": "lab:c1", "status": "PASS"}],
+        "tests": tests,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn streamed_submissions_get_the_same_answers() {
+    let server = Server::start_streaming(64 << 20).await;
+    let lab = server.keys.issue("lab", false, 1);
+    let (code, body) = server
+        .submit(Some(&lab), many_tests("lab", "lab", 3000, None))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["objects"], 3002);
+    // A problem deep in the document: 400 with its pointer, nothing spooled.
+    let (code, body) = server
+        .submit(Some(&lab), many_tests("lab", "lab", 3000, Some(2345)))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["stage"], "schema");
+    assert_eq!(body["problems"][0]["pointer"], "/tests/2345/start_time");
+    // Foreign objects: all counted, the first 1,000 listed.
+    let (code, body) = server
+        .submit(Some(&lab), many_tests("lab", "other", 1500, None))
+        .await;
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(body["objects"].as_array().unwrap().len(), 1000);
+    assert_eq!(body["objects"][999], "/tests/999");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1500 object(s)"),
+        "{body}"
+    );
+    assert_eq!(server.spool_files().len(), 1, "{:?}", server.spool_files());
+    server.drain().await;
+    assert_eq!(server.db.counts().await.unwrap().tests, 3000);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The KCIDB tables on SQLite or PostgreSQL (specs/kcidb.md §4, adapted) and the batch load.
+//! The KCIDB tables on SQLite or PostgreSQL (specs/kcidb.md §4, adapted), the batch load and
+//! the queries the dashboard and CLI need (feature `db`).
 //!
 //! Tables `checkouts`, `builds`, `tests`, `issues`, `incidents`: the v5.3 columns of §4.2
 //! (nested fields flattened with `_`), plus `data`, the whole object as submitted and merged
@@ -9,8 +10,8 @@
 //! SQLite; `log_excerpt` is `TEXT` (the schema already limits it).
 //!
 //! Loading a batch is one transaction: within each table the objects of the batch are first
-//! merged in arrival order ([`kernelci_kcidb::dedup`]), then merged into the stored copy
-//! ([`kernelci_kcidb::merge`]: later present value wins, `misc` key-wise), sorted by key, and
+//! merged in arrival order ([`crate::dedup`]), then merged into the stored copy
+//! ([`crate::merge`]: later present value wins, `misc` key-wise), sorted by key, and
 //! written only if the result differs from what is stored. Loading the same data again
 //! therefore changes nothing (not even `_timestamp`). On PostgreSQL a transaction-scoped
 //! advisory lock serializes batches, so two ingesters on one database cannot interleave
@@ -20,13 +21,19 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use kernelci_kcidb::{KcidbObject, Submission};
+use crate::{KcidbObject, Submission};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+
+/// The `triage_state` table of the triage role (kernelci-kcidb-server): one row per build
+/// or test looked at, created with the KCIDB tables by [`KcidbDb::open`].
+pub const TRIAGE_STATE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS triage_state (kind TEXT \
+    NOT NULL, id TEXT NOT NULL, done BIGINT NOT NULL, attempts BIGINT NOT NULL, outcome TEXT, \
+    updated TEXT NOT NULL, PRIMARY KEY (kind, id))";
 
 /// Advisory lock serializing KCIDB batch loads (and migrations) on PostgreSQL.
 const LOAD_LOCK: i64 = 0x6b63_6964_626c;
@@ -334,8 +341,8 @@ fn schema(dialect: Dialect) -> Vec<String> {
             }
         }
     }
-    // Triage's bookkeeping (crate::triage), created under the same migration lock.
-    out.push(crate::triage::SCHEMA.to_string());
+    // Triage's bookkeeping, created under the same migration lock.
+    out.push(TRIAGE_STATE_SCHEMA.to_string());
     out
 }
 
@@ -350,7 +357,7 @@ enum Arg {
 
 /// Normalizes a KCIDB date-time to UTC with microseconds (sortable text).
 fn normalize_time(s: &str) -> Option<String> {
-    kernelci_kcidb::formats::parse_date_time(s).map(|t| {
+    crate::formats::parse_date_time(s).map(|t| {
         t.with_timezone(&chrono::Utc)
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string()
@@ -488,11 +495,11 @@ macro_rules! loadable {
     )*};
 }
 loadable!(
-    kernelci_kcidb::Checkout,
-    kernelci_kcidb::Build,
-    kernelci_kcidb::Test,
-    kernelci_kcidb::Issue,
-    kernelci_kcidb::Incident
+    crate::Checkout,
+    crate::Build,
+    crate::Test,
+    crate::Issue,
+    crate::Incident
 );
 
 /// The rows to write for one table: the batch merged into what is stored, only those that
@@ -515,18 +522,17 @@ where
         existing.insert(object.key(), object);
     }
     let mut rows: Vec<(T::Key, String, Vec<Arg>)> = Vec::new();
-    for mut object in kernelci_kcidb::dedup(batch) {
+    for mut object in crate::dedup(batch) {
         // `_timestamp` is the database's to set.
         object.clear_timestamp();
         let key = object.key();
         let merged = match existing.remove(&key) {
             Some(old) => {
-                let merged =
-                    kernelci_kcidb::merge(old.clone(), object).map_err(|e| DbError::Stored {
-                        table: table.name,
-                        id: format!("{key:?}"),
-                        reason: e.to_string(),
-                    })?;
+                let merged = crate::merge(old.clone(), object).map_err(|e| DbError::Stored {
+                    table: table.name,
+                    id: format!("{key:?}"),
+                    reason: e.to_string(),
+                })?;
                 if merged == old {
                     continue;
                 }
