@@ -77,7 +77,8 @@ fn extra_types(r: &ParseResult) -> Vec<&str> {
 }
 
 /// Each beyond-upstream detector on a real crash: the LKDTM kernel (the same tinyconfig
-/// plus PROC_FS, SYSFS, DEBUG_FS, LKDTM, the lockup detectors) provoked from its shell.
+/// plus PROC_FS, SYSFS, DEBUG_FS, LKDTM, the lockup detectors) provoked from its shell, and
+/// the rcutorture kernel (SMP, RCU_TORTURE_TEST) stalling a CPU on its own.
 #[test]
 fn real_crashes_are_found_by_the_extra_detectors() {
     for (log, finding, summary) in [
@@ -92,6 +93,11 @@ fn real_crashes_are_found_by_the_extra_detectors() {
             "lkdtm-kasan-slab-out-of-bounds.log",
             "linux.kernel.kasan",
             "slab-out-of-bounds",
+        ),
+        (
+            "rcutorture-rcu-stall.log",
+            "linux.kernel.rcu_stall",
+            "self-detected stall on CPU",
         ),
     ] {
         let r = parse(log, true);
@@ -154,4 +160,71 @@ fn a_getty_login_prompt_is_reached() {
         parse("getty-login-prompt.log", false).output_full(),
         r.output_full()
     );
+}
+
+/// A real RCU CPU stall: rcutorture (built in, `stall_cpu=15`) spins with preemption
+/// disabled on CPU 0 of two; with a 3 s stall timeout the kernel prints the self-detected
+/// stall of CPU 0 and, a few milliseconds later, the expedited grace period's stall report
+/// from CPU 1 (with an NMI backtrace of CPU 0).
+#[test]
+fn a_real_rcutorture_cpu_stall_is_an_rcu_stall() {
+    let log = "rcutorture-rcu-stall.log";
+    let r = parse(log, true);
+    assert_eq!(r.state("bootloader.done"), Some(true));
+    assert_eq!(r.state("linux.boot.kernel_started"), Some(true));
+    assert_eq!(r.state("linux.boot.prompt"), Some(true));
+    // Both reports, and nothing else: the register dumps, `Call Trace:` and the
+    // `NMI backtrace` around them are not Oopses nor lockups.
+    assert_eq!(
+        extra_types(&r),
+        ["linux.kernel.rcu_stall", "linux.kernel.rcu_stall"],
+        "{:#?}",
+        r.extra
+    );
+    // Lines count as upstream counts them (universal newlines: the lone CR of iPXE's banner
+    // ends a line too), one more than `grep -n` says.
+    let fields: Vec<_> = r
+        .extra
+        .iter()
+        .map(|f| (f.summary.as_str(), f.line, f.text.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (
+                "rcu_sched self-detected stall on CPU",
+                Some(157),
+                "[    8.660507] rcu: INFO: rcu_sched self-detected stall on CPU",
+            ),
+            (
+                "rcu_sched detected expedited stalls on CPUs/tasks",
+                Some(178),
+                "[    8.676508] rcu: INFO: rcu_sched detected expedited stalls on CPUs/tasks: \
+                 { 0-.... } 757 jiffies s: 25 root: 0x1/.",
+            ),
+        ]
+    );
+    for f in &r.extra {
+        assert_eq!(f.severity, kernelci_logspec::Severity::Error);
+        assert_eq!(f.signature.len(), 40);
+    }
+    // The signature depends on the summary only, not on times, jiffies or the CPU: the same
+    // stall elsewhere (here a one-line sample with another time) gives the same signature.
+    let sample = parse_bytes(
+        b"[   61.000000] rcu: INFO: rcu_sched self-detected stall on CPU\n",
+        Parser::GenericLinuxBoot,
+        &Options {
+            extra: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(sample.extra.len(), 1, "{:#?}", sample.extra);
+    assert_eq!(sample.extra[0].signature, r.extra[0].signature);
+    assert_ne!(r.extra[0].signature, r.extra[1].signature);
+    // Upstream's boot parser stops at the shell prompt, before the stall: no error, and the
+    // same output with or without the extra detectors.
+    assert!(r.errors.is_empty(), "{:#?}", r.errors);
+    let compat = parse(log, false);
+    assert!(compat.extra.is_empty());
+    assert_eq!(compat.output_full(), r.output_full());
 }
