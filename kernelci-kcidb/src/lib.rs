@@ -34,6 +34,8 @@
 //! assert_eq!(pointers, ["/builds/0/status", "/builds/0/start_time"]);
 //! ```
 
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "db")]
 pub mod db;
 pub mod error;

@@ -104,7 +104,7 @@ fn streamed_and_in_memory_agree_on_every_fixture() {
 
 fn build(i: usize) -> Value {
     json!({"id": format!("lab:b{i}"), "origin": "lab", "checkout_id": "lab:c1",
-           "status": if i % 2 == 0 { "PASS" } else { "FAIL" }, "architecture": "x86_64",
+           "status": if i.is_multiple_of(2) { "PASS" } else { "FAIL" }, "architecture": "x86_64",
            "misc": {"n": i, "note": "ünïcødé ✓"}})
 }
 

@@ -5,8 +5,12 @@
 //! run with exit 1 and the server's reply on stderr. 5xx replies and connection errors are
 //! retried (3 tries in all, 1 s then 2 s apart): a resubmission is harmless, KCIDB merges
 //! the same object submitted twice. Exit 2: an unreadable file or bad arguments.
+//!
+//! `--wait [SECONDS]` then polls `/status` until each submission is `processed` (exit 1 if
+//! it ends `failed` or is still pending after the time, 300 s by default). The HTTP work is
+//! [`kernelci_kcidb::client`]; files are streamed from disk.
 
-use anyhow::Context;
+use kernelci_kcidb::client::{Client, ClientError, Retry};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,38 +35,43 @@ pub struct Args {
     /// Print a JSON array of the receipts (the server's replies) instead of text.
     #[arg(long)]
     json: bool,
+    /// After each file, wait up to this many seconds until the receiver has loaded it into
+    /// its database (status `processed`); status `failed` or a timeout exits 1.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "300")]
+    wait: Option<f64>,
     /// Seconds before the first retry (doubled for each further one).
     #[arg(long, default_value_t = 1.0, hide = true)]
     retry_delay: f64,
 }
 
-/// What happened to one attempt.
-enum Attempt {
-    /// The server replied (any status).
-    Reply(u16, String),
-    /// No reply: connection refused, reset, timeout.
-    NoReply(String),
-}
-
 /// Runs the command: 0 every file accepted, 1 one was refused, `Err` (2) bad input.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let url = reqwest::Url::parse(&args.url)
-        .with_context(|| format!("--url {:?} is not a URL", args.url))?;
-    match url.scheme() {
-        "http" | "https" => {}
-        other => anyhow::bail!("--url {:?}: unsupported scheme {other:?}", args.url),
-    }
-    // Read everything first: an unreadable file is bad input, found before sending anything.
+    let delay = Duration::try_from_secs_f64(args.retry_delay.max(0.0)).unwrap_or_default();
+    let client = match Client::new(&args.url, &args.token) {
+        Ok(c) => c.with_retry(Retry {
+            tries: TRIES,
+            first_delay: delay,
+        }),
+        Err(ClientError::BadUrl { .. }) => {
+            anyhow::bail!("--url {:?} is not an http:// or https:// URL", args.url)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Check every file first: an unreadable one is bad input, found before sending anything.
+    // Files are streamed from disk when sent; standard input is read into memory.
     let mut bodies = Vec::with_capacity(args.files.len());
     for file in &args.files {
-        bodies.push(crate::validate::read(file).map_err(anyhow::Error::msg)?);
+        if file.as_os_str() == "-" {
+            bodies.push(Some(
+                crate::validate::read(file).map_err(anyhow::Error::msg)?,
+            ));
+        } else {
+            std::fs::File::open(file)
+                .and_then(|f| f.metadata())
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            bodies.push(None);
+        }
     }
-    let client = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(600))
-        .build()
-        .context("cannot create the HTTP client")?;
-    let delay = Duration::try_from_secs_f64(args.retry_delay.max(0.0)).unwrap_or_default();
     let total = args.files.len();
     let progress = total > 1;
     let mut receipts: Vec<Value> = Vec::with_capacity(total);
@@ -72,40 +81,71 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if progress {
             eprint!("[{}/{total}] {name} ... ", i + 1);
         }
-        let (code, text) = match send(&client, args, body, delay) {
-            Attempt::Reply(code, text) => (code, text),
-            Attempt::NoReply(err) => {
+        let sent = match body {
+            Some(bytes) => client.submit_bytes(bytes),
+            None => client.submit_file(file),
+        };
+        let receipt = match sent {
+            Ok(r) => r,
+            Err(ClientError::Refused { status, reply, .. }) => {
+                if progress {
+                    eprintln!("refused");
+                }
+                eprintln!("kci: {name}: refused with HTTP {status}:");
+                eprintln!("{}", pretty(&reply));
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
                 if progress {
                     eprintln!("failed");
                 }
-                eprintln!(
-                    "kci: {name}: no reply from {} after {TRIES} tries: {err}",
-                    args.url
-                );
+                eprintln!("kci: {name}: {e}");
                 return Ok(ExitCode::from(1));
             }
         };
-        let reply: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!(text));
-        if !(200..300).contains(&code) {
-            if progress {
-                eprintln!("refused");
+        let final_state = match args.wait {
+            Some(seconds) => {
+                let timeout = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or_default();
+                match client.wait(&receipt.id, timeout) {
+                    Ok(state) => Some(state),
+                    Err(e) => {
+                        if progress {
+                            eprintln!("not processed");
+                        }
+                        eprintln!("kci: {name}: {e}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
             }
-            eprintln!("kci: {name}: refused with HTTP {code}:");
-            eprintln!("{}", text.trim_end());
-            return Ok(ExitCode::from(1));
-        }
-        let id = reply
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
+            None => None,
+        };
         if progress {
             eprintln!("ok");
         }
+        let failed = final_state.as_ref().is_some_and(|s| s.status == "failed");
         if args.json {
-            receipts.push(json!({"file": name.to_string(), "receipt": reply}));
+            let mut entry = json!({"file": name.to_string(), "receipt": receipt.reply});
+            if let Some(state) = &final_state {
+                entry["status"] = state.reply.clone();
+            }
+            receipts.push(entry);
         } else {
-            writeln!(stdout, "{name}: submitted, receipt {id}")?;
+            match &final_state {
+                Some(state) => writeln!(
+                    stdout,
+                    "{name}: submitted, receipt {}, {}",
+                    receipt.id, state.status
+                )?,
+                None => writeln!(stdout, "{name}: submitted, receipt {}", receipt.id)?,
+            }
+        }
+        if failed {
+            stdout.flush()?;
+            eprintln!("kci: {name}: the receiver could not load it (status failed)");
+            if args.json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&receipts)?)?;
+            }
+            return Ok(ExitCode::from(1));
         }
     }
     if args.json {
@@ -115,50 +155,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Posts one body, retrying 5xx replies and connection errors.
-fn send(
-    client: &reqwest::blocking::Client,
-    args: &Args,
-    body: Vec<u8>,
-    delay: Duration,
-) -> Attempt {
-    let mut wait = delay;
-    let mut last = Attempt::NoReply(String::new());
-    for attempt in 1..=TRIES {
-        if attempt > 1 {
-            std::thread::sleep(wait);
-            wait *= 2;
-        }
-        let result = client
-            .post(&args.url)
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {}", args.token),
-            )
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .and_then(|resp| {
-                let code = resp.status().as_u16();
-                resp.text().map(|text| (code, text))
-            });
-        last = match result {
-            Ok((code, text)) if code < 500 => return Attempt::Reply(code, text),
-            Ok((code, text)) => Attempt::Reply(code, text),
-            Err(err) => Attempt::NoReply(error_chain(&err)),
-        };
+/// The server's reply, pretty when it is JSON.
+fn pretty(reply: &Value) -> String {
+    match reply {
+        Value::String(text) => text.trim_end().to_string(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
     }
-    last
-}
-
-/// An error and its sources, `a: b: c`.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
