@@ -70,6 +70,12 @@ pub struct TriageConfig {
     pub fetch: FetchLimits,
     /// Pause between rounds of [`spawn`].
     pub interval: Duration,
+    /// Only builds and tests of these origins (empty: every origin). Upstream's
+    /// logspec-worker is configured with such a list.
+    pub origins: Vec<String>,
+    /// Only builds and tests written (loaded or last changed) within this time. Upstream's
+    /// worker looks one day back; `None` (our default) looks at everything not yet triaged.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for TriageConfig {
@@ -81,6 +87,8 @@ impl Default for TriageConfig {
             max_attempts: 3,
             fetch: FetchLimits::default(),
             interval: Duration::from_secs(60),
+            origins: Vec::new(),
+            max_age: None,
         }
     }
 }
@@ -426,20 +434,46 @@ async fn candidates(
         Kind::Build => ("builds", "CAST(NULL AS TEXT)"),
         Kind::Test => ("tests", "o.path"),
     };
-    let text = format!(
-        "SELECT o.id, o.log_url, {path} FROM {table} o \
-         WHERE o.status IN ('FAIL', 'ERROR') AND o.log_url IS NOT NULL AND o.log_url <> '' \
-         AND NOT EXISTS (SELECT 1 FROM triage_state t WHERE t.kind = '{kind}' AND t.id = o.id \
-         AND (t.done = 1 OR t.attempts >= {max})) \
-         ORDER BY o._timestamp, o.id LIMIT {limit}",
-        kind = kind.as_str(),
-        max = i64::from(config.max_attempts),
-        limit = config.limit,
+    // Optional filters, bound as parameters: origins, then the oldest `_timestamp`.
+    let mut filters = String::new();
+    let mut binds: Vec<String> = Vec::new();
+    if !config.origins.is_empty() {
+        let marks = vec!["?"; config.origins.len()].join(", ");
+        filters.push_str(&format!(" AND o.origin IN ({marks})"));
+        binds.extend(config.origins.iter().cloned());
+    }
+    if let Some(age) = config.max_age {
+        let since =
+            chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        // SQLite stores `_timestamp` as this sortable text; PostgreSQL as TIMESTAMPTZ.
+        let since = since.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        filters.push_str(match db {
+            KcidbDb::Sqlite(_) => " AND o._timestamp >= ?",
+            KcidbDb::Postgres(_) => " AND o._timestamp >= CAST(? AS TIMESTAMPTZ)",
+        });
+        binds.push(since);
+    }
+    let text = sql(
+        db,
+        &format!(
+            "SELECT o.id, o.log_url, {path} FROM {table} o \
+             WHERE o.status IN ('FAIL', 'ERROR') AND o.log_url IS NOT NULL \
+             AND o.log_url <> ''{filters} \
+             AND NOT EXISTS (SELECT 1 FROM triage_state t WHERE t.kind = '{kind}' \
+             AND t.id = o.id AND (t.done = 1 OR t.attempts >= {max})) \
+             ORDER BY o._timestamp, o.id LIMIT {limit}",
+            kind = kind.as_str(),
+            max = i64::from(config.max_attempts),
+            limit = config.limit,
+        ),
     );
-    let rows: Vec<(String, String, Option<String>)> =
-        on_pool!(db, |pool| sqlx::query_as(AssertSqlSafe(text.clone()))
-            .fetch_all(pool)
-            .await)?;
+    let rows: Vec<(String, String, Option<String>)> = on_pool!(db, |pool| {
+        let mut query = sqlx::query_as(AssertSqlSafe(text.clone()));
+        for value in &binds {
+            query = query.bind(value);
+        }
+        query.fetch_all(pool).await
+    })?;
     Ok(rows
         .into_iter()
         .map(|(id, log_url, path)| Candidate {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::Path;
+use std::time::Duration;
 
 use kernelci_kcidb_server::triage::{Kind, incident_id, parser_for};
 use kernelci_kcidb_server::{
@@ -366,4 +367,37 @@ fn parser_rule_is_documented_behaviour() {
         parser_for(Kind::Test, Some("boot")),
         Parser::GenericLinuxBoot
     );
+}
+
+/// Upstream's worker settings: only some origins, only recent objects.
+#[tokio::test]
+async fn origin_and_age_filters_limit_the_candidates() {
+    let env = Env::new().await;
+    let url = write_log(env.dir.path());
+    env.ingest(failed_build(&url)).await;
+    let dry = |origins: Vec<String>, max_age: Option<Duration>| TriageConfig {
+        dry_run: true,
+        origins,
+        max_age,
+        ..TriageConfig::default()
+    };
+    let run = |config| triage_once(&env.state, &env.db, config);
+    // Another origin only: nothing to look at.
+    let report = run(dry(vec!["lab".into()], None)).await.unwrap();
+    assert_eq!(report.candidates, 0);
+    // The build's origin among others: found.
+    let report = run(dry(vec!["lab".into(), "maestro".into()], None))
+        .await
+        .unwrap();
+    assert_eq!(report.candidates, 1);
+    // Loaded just now: inside a day, outside a window that ended before the load.
+    let report = run(dry(Vec::new(), Some(Duration::from_secs(86_400))))
+        .await
+        .unwrap();
+    assert_eq!(report.candidates, 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = run(dry(Vec::new(), Some(Duration::from_secs(1))))
+        .await
+        .unwrap();
+    assert_eq!(report.candidates, 0);
 }

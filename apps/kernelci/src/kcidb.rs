@@ -27,7 +27,8 @@ pub struct KcidbArgs {
     /// The spool directory (default: DATA_DIR/kcidb-spool).
     #[arg(long, env = "KERNELCI_KCIDB_SPOOL")]
     pub kcidb_spool: Option<PathBuf>,
-    /// The largest accepted submission, in bytes (validation holds it in memory).
+    /// The largest accepted submission, in bytes (submissions over 16 MiB are validated and
+    /// ingested one object at a time, so this is not a memory bound).
     #[arg(long, env = "KERNELCI_KCIDB_MAX_BODY", default_value_t = kernelci_kcidb_server::DEFAULT_MAX_BODY)]
     pub kcidb_max_body: u64,
     /// Seconds between triage rounds (failed builds and tests -> logspec -> KCIDB issues
@@ -37,6 +38,13 @@ pub struct KcidbArgs {
     /// The origin of the issues and incidents triage files.
     #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_ORIGIN", default_value = "logspec")]
     pub kcidb_triage_origin: String,
+    /// Triage only builds and tests of these origins (comma-separated; default: all).
+    #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_ORIGINS", value_delimiter = ',')]
+    pub kcidb_triage_origins: Vec<String>,
+    /// Triage only builds and tests loaded within this many hours (upstream's worker: 24;
+    /// default: no limit).
+    #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_MAX_AGE_HOURS")]
+    pub kcidb_triage_max_age_hours: Option<u64>,
 }
 
 /// `kernelci kcidb ...`.
@@ -72,6 +80,16 @@ pub struct TriageArgs {
     /// Builds, and separately tests, looked at.
     #[arg(long, default_value_t = 500)]
     pub limit: usize,
+    /// Only builds and tests of these origins (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub origins: Vec<String>,
+    /// Only builds and tests loaded within this many hours (default: no limit).
+    #[arg(long)]
+    pub max_age_hours: Option<u64>,
+}
+
+fn hours(h: Option<u64>) -> Option<std::time::Duration> {
+    h.map(|h| std::time::Duration::from_secs(h.saturating_mul(3600)))
 }
 
 /// Options of `kernelci kcidb serve`.
@@ -152,6 +170,8 @@ async fn triage(args: TriageArgs) -> Result<()> {
         origin: args.origin,
         dry_run: args.dry_run,
         limit: args.limit,
+        origins: args.origins,
+        max_age: hours(args.max_age_hours),
         ..TriageConfig::default()
     };
     let report = kernelci_kcidb_server::triage_once(&state, &db, config).await?;
@@ -246,6 +266,8 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
         let config = TriageConfig {
             origin: args.kcidb_triage_origin.clone(),
             interval: std::time::Duration::from_secs(args.kcidb_triage_interval),
+            origins: args.kcidb_triage_origins.clone(),
+            max_age: hours(args.kcidb_triage_max_age_hours),
             ..TriageConfig::default()
         };
         Some(kernelci_kcidb_server::triage::spawn(
