@@ -8,6 +8,11 @@
 //! one that fails alone goes to `failed/` (reason `database: ...`); if the database does not
 //! answer, the files stay ready and the round is retried later.
 //!
+//! A file larger than the in-memory size ([`kernelci_kcidb::stream::StreamOptions`], 16 MiB)
+//! is loaded alone: checked whole first, then read again one object at a time and committed
+//! in chunks of [`IngestLimits::objects`], so a 1 GiB submission needs about two chunks of
+//! memory. Its objects become visible chunk by chunk; it is archived after the last one.
+//!
 //! A crash between the commit and the archiving leaves files ready that are already loaded:
 //! loading them again changes nothing (the merge is idempotent and identical rows are not
 //! rewritten). One ingester per spool directory (files are not claimed between processes).
@@ -17,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kernelci_kcidb::Submission;
+use kernelci_kcidb::stream::{StreamError, read_chunks};
 
 use crate::KcidbState;
 use crate::db::{Counts, DbError, KcidbDb};
@@ -78,9 +84,15 @@ pub async fn ingest_round(
     let spool = state.spool().clone();
     let limits_copy = limits;
     // Reading and validating is CPU and blocking IO: off the async threads.
-    let loaded = tokio::task::spawn_blocking(move || read_batch(&spool, limits_copy))
-        .await
-        .map_err(|e| DbError::Sql(sqlx::Error::Protocol(format!("ingest task: {e}"))))?;
+    let in_memory_up_to = state.inner.stream.in_memory_up_to;
+    let batch =
+        tokio::task::spawn_blocking(move || read_batch(&spool, limits_copy, in_memory_up_to))
+            .await
+            .map_err(|e| DbError::Sql(sqlx::Error::Protocol(format!("ingest task: {e}"))))?;
+    let loaded = match batch {
+        Batch::Large(path) => return ingest_large(state, db, path, limits).await,
+        Batch::Small(loaded) => loaded,
+    };
     let spool = state.spool();
     let metrics = &state.inner.metrics;
     let mut round = Round::default();
@@ -161,30 +173,40 @@ fn archive(state: &KcidbState, path: &std::path::Path) {
 
 type Loaded = Vec<(PathBuf, Result<Submission, String>)>;
 
-fn read_batch(spool: &crate::spool::Spool, limits: IngestLimits) -> Loaded {
+/// What a round works on.
+enum Batch {
+    /// Files read into memory.
+    Small(Loaded),
+    /// One file too large for that: it is loaded alone, in chunks.
+    Large(PathBuf),
+}
+
+fn read_batch(spool: &crate::spool::Spool, limits: IngestLimits, in_memory_up_to: u64) -> Batch {
     let files = match spool.ready_files() {
         Ok(f) => f,
         Err(e) => {
             tracing::error!("kcidb: cannot list {}: {e}", spool.dir().display());
-            return Vec::new();
+            return Batch::Small(Vec::new());
         }
     };
     let mut out = Vec::new();
     let (mut objects, mut bytes) = (0usize, 0u64);
     for path in files.into_iter().take(limits.files) {
+        let large = std::fs::metadata(&path).is_ok_and(|m| m.len() > in_memory_up_to);
+        if large {
+            // Alone, in a round of its own (now, or after the files read so far).
+            if out.is_empty() {
+                return Batch::Large(path);
+            }
+            break;
+        }
         let result = match std::fs::read(&path) {
             // Vanished between listing and reading (another ingester): skip it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => Err(format!("cannot read: {e}")),
             Ok(data) => {
                 bytes += data.len() as u64;
-                kernelci_kcidb::load(&data).map_err(|rejection| {
-                    let mut text = format!("{} stage: {rejection}", rejection.stage());
-                    for p in rejection.problems() {
-                        text.push_str(&format!("\n{p}"));
-                    }
-                    text
-                })
+                kernelci_kcidb::load(&data).map_err(|rejection| describe(&rejection))
             }
         };
         if let Ok(sub) = &result {
@@ -195,7 +217,99 @@ fn read_batch(spool: &crate::spool::Spool, limits: IngestLimits) -> Loaded {
             break;
         }
     }
-    out
+    Batch::Small(out)
+}
+
+fn describe(rejection: &kernelci_kcidb::Rejection) -> String {
+    let mut text = format!("{} stage: {rejection}", rejection.stage());
+    for p in rejection.problems() {
+        text.push_str(&format!("\n{p}"));
+    }
+    text
+}
+
+/// Loads one large file: checked whole first (a file found invalid half-way must not be
+/// half loaded), then read again one object at a time and committed in chunks of
+/// `limits.objects`. Memory: one chunk being written and one being read. A crash part-way
+/// leaves the file ready; loading it again rewrites nothing already stored (the merge is
+/// idempotent), so the end result is the same.
+async fn ingest_large(
+    state: &KcidbState,
+    db: &KcidbDb,
+    path: PathBuf,
+    limits: IngestLimits,
+) -> Result<Round, DbError> {
+    let task_error = |e: tokio::task::JoinError| {
+        DbError::Sql(sqlx::Error::Protocol(format!("ingest task: {e}")))
+    };
+    let options = state.inner.stream;
+    let mut round = Round::default();
+    let checked = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || crate::check_spooled(&path, &options, None))
+            .await
+            .map_err(task_error)?
+    };
+    let reason = match checked {
+        Ok(_) => None,
+        Err(StreamError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(round);
+        }
+        Err(StreamError::Rejected(r)) => Some(describe(&r)),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(reason) = reason {
+        fail(state, &path, &reason);
+        round.failed = 1;
+        return Ok(round);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Submission>(1);
+    let reader = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)?;
+            read_chunks(file, &options, limits.objects, |chunk| {
+                tx.blocking_send(chunk).map_err(|_| "the ingester stopped")
+            })
+            .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+    };
+    while let Some(chunk) = rx.recv().await {
+        match db.load(chunk).await {
+            Ok(rows) => add(&mut round.rows, rows),
+            Err(e) => {
+                // Stops the reader (its next send fails); the file stays ready.
+                drop(rx);
+                let _ = reader.await;
+                return Err(e);
+            }
+        }
+    }
+    match reader.await.map_err(task_error)? {
+        Ok(_) => {
+            archive(state, &path);
+            round.archived = 1;
+        }
+        Err(e) => {
+            tracing::warn!("kcidb: {} cannot be read again: {e}", path.display());
+            fail(state, &path, &format!("cannot read: {e}"));
+            round.failed = 1;
+        }
+    }
+    state.inner.metrics.add_rows(round.rows);
+    Ok(round)
+}
+
+fn fail(state: &KcidbState, path: &std::path::Path, reason: &str) {
+    tracing::warn!("kcidb: {} cannot be loaded: {reason}", path.display());
+    if let Err(e) = state.spool().fail(path, reason) {
+        tracing::error!("kcidb: cannot move {} to failed/: {e}", path.display());
+    }
+    state
+        .inner
+        .metrics
+        .failed_files
+        .fetch_add(1, Ordering::Relaxed);
 }
 
 /// Runs rounds forever: immediately while there is work, else on a wake-up from `/submit`

@@ -452,6 +452,37 @@ async fn streamed_submissions_get_the_same_answers() {
     assert_eq!(server.db.counts().await.unwrap().tests, 3000);
 }
 
+/// Files above the in-memory size are loaded alone, in chunks; one invalid part-way is not
+/// loaded at all.
+#[tokio::test]
+async fn large_files_are_loaded_in_chunks_or_not_at_all() {
+    let server = Server::start_streaming(64 << 20).await;
+    let limits = IngestLimits {
+        objects: 500,
+        ..IngestLimits::default()
+    };
+    // Written straight into the spool (the receiver would refuse the second one).
+    let good = server.state.spool().ready_path("good");
+    std::fs::write(&good, many_tests("lab", "lab", 3000, None)).unwrap();
+    let round = server.state.ingest_round(&server.db, limits).await.unwrap();
+    assert_eq!((round.archived, round.failed), (1, 0));
+    assert_eq!(round.rows.tests, 3000);
+    assert_eq!(server.db.counts().await.unwrap().tests, 3000);
+    let bad = server.state.spool().ready_path("bad");
+    let mut doc: Value =
+        serde_json::from_slice(&many_tests("lab", "lab2", 3000, Some(2999))).unwrap();
+    doc["checkouts"][0]["id"] = json!("lab:c2");
+    std::fs::write(&bad, doc.to_string()).unwrap();
+    let round = server.state.ingest_round(&server.db, limits).await.unwrap();
+    assert_eq!((round.archived, round.failed), (0, 1));
+    let counts = server.db.counts().await.unwrap();
+    assert_eq!((counts.checkouts, counts.tests), (1, 3000));
+    let failed = std::fs::read_dir(server.spool.join("failed"))
+        .unwrap()
+        .count();
+    assert_eq!(failed, 2, "the file and its .reason");
+}
+
 #[tokio::test]
 async fn no_auth_only_when_configured() {
     let server = Server::start(false, 1 << 20).await;
