@@ -22,7 +22,11 @@
 //!   `"permissions": ["kcidb:admin"]`) may submit for any origin;
 //! * the file is `fsync`ed before the rename to `submission-<id>.json` and the directory
 //!   after it, all before the 200 reply, whose `id` is the receipt for `/status`;
-//! * `processed` means the file's batch is committed in the database, not merely archived.
+//! * `processed` means the file's batch is committed in the database, not merely archived;
+//! * `/status` needs a valid token but, as upstream, any origin's: the receipt id is an
+//!   unguessable capability (32 random alphanumerics, about 190 bits) and the status tells
+//!   nothing about the content beyond a load failure's reason. Spool files do not record the
+//!   submitter, so limiting it would need a second file per submission; not worth it.
 
 pub mod auth;
 pub use kernelci_kcidb::db;
