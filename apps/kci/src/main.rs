@@ -1,20 +1,56 @@
 //! `kci`: the KernelCI command line. `kci logspec` analyses a log with the logspec parsers,
-//! `kci validate` checks KCIDB files, `kci submit` sends them to a KCIDB receiver. Exit
-//! codes: 0 no errors found, 1 errors found (or a submission refused), 2 bad input.
+//! `kci validate` checks KCIDB files, `kci submit` sends them to a KCIDB receiver; kci-dev's
+//! `checkout`, `patchset`, `testretry`, `watch`, `maestro results` and `config` use the
+//! pipeline and Maestro APIs of an instance from kci-dev's settings file.
+//!
+//! Exit codes: 0 success (no errors found, the watched test passed); 1 errors found, a
+//! submission refused, the watched test failed; 2 bad input (flags, settings, unknown
+//! node) or a job the watched test needed failed; 3 an API stayed unreachable (retry);
+//! 64 the pipeline did not take a checkout/patchset/retry request (kci-dev's code).
 
+mod config;
 mod logspec;
+mod maestro;
+mod nodes;
+mod output;
 mod submit;
+mod trigger;
 mod validate;
+mod watch;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The KernelCI command line.
 #[derive(Debug, Parser)]
 #[command(name = "kci", version, about)]
 struct Cli {
+    /// kci-dev's settings file (if it does not exist: ~/.config/kci-dev/kci-dev.toml, then
+    /// /etc/kci-dev.toml).
+    #[arg(long, global = true, default_value = config::DEFAULT_SETTINGS)]
+    settings: PathBuf,
+    /// The instance of the settings file to use (default: its `default_instance`).
+    #[arg(long, global = true)]
+    instance: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The options every command may use.
+#[derive(Debug, Clone)]
+pub struct Global {
+    /// `--settings`.
+    pub settings_path: PathBuf,
+    /// `--instance`.
+    pub instance: Option<String>,
+}
+
+impl Global {
+    /// Reads the settings file.
+    pub fn settings(&self) -> anyhow::Result<config::Settings> {
+        config::Settings::load(&self.settings_path)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,6 +61,25 @@ enum Command {
     Validate(validate::Args),
     /// Send KCIDB submission files to a KCIDB receiver and print the receipts.
     Submit(submit::Args),
+    /// Ask the pipeline to build and test a commit of a tree (kci-dev's checkout).
+    Checkout(trigger::CheckoutArgs),
+    /// Ask the pipeline to test patches on top of a checkout node.
+    Patchset(trigger::PatchsetArgs),
+    /// Ask the pipeline to run a job again.
+    Testretry(trigger::RetryArgs),
+    /// Follow the jobs of a tree until they end (exit code from --test).
+    Watch(trigger::WatchCmdArgs),
+    /// Maestro API queries.
+    #[command(subcommand)]
+    Maestro(MaestroCommand),
+    /// Write a starter settings file (kci-dev's format) for a local `kernelci up`.
+    Config(config::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum MaestroCommand {
+    /// Nodes: one by id, or a filtered page.
+    Results(nodes::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,10 +95,20 @@ fn main() -> ExitCode {
             };
         }
     };
+    let global = Global {
+        settings_path: cli.settings,
+        instance: cli.instance,
+    };
     let outcome = match cli.command {
         Command::Logspec(args) => logspec::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Submit(args) => submit::run(&args),
+        Command::Checkout(args) => trigger::checkout(&args, &global),
+        Command::Patchset(args) => trigger::patchset(&args, &global),
+        Command::Testretry(args) => trigger::testretry(&args, &global),
+        Command::Watch(args) => trigger::watch_cmd(&args, &global),
+        Command::Maestro(MaestroCommand::Results(args)) => nodes::run(&args, &global),
+        Command::Config(args) => config::run(&args, &global.settings_path),
     };
     match outcome {
         Ok(code) => code,
