@@ -91,6 +91,8 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
         "1",
         "--kcidb-triage-interval",
         "0",
+        "--patchset-poll",
+        "1",
     ];
     let pg = db.url.starts_with("postgres");
     if pg {
@@ -193,6 +195,44 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
         (Some("end"), Some(0))
     );
 
+    // 1b. A patch on that checkout: a patchset tree, built and booted: exit 0.
+    let patched = common::fake_tree::MAKEFILE.replace("fake kernel image", "patched kernel image");
+    std::fs::write(tree.join("Makefile"), &patched).unwrap();
+    let diff = Command::new("git")
+        .arg("-C")
+        .arg(&tree)
+        .arg("diff")
+        .output()
+        .unwrap()
+        .stdout;
+    git(&tree, &["checkout", "Makefile"]);
+    let patch = home.join("0001-patch.diff");
+    std::fs::write(&patch, diff).unwrap();
+    let mut args = vec![
+        "patchset",
+        "--nodeid",
+        &checkout_id,
+        "--patch",
+        patch.to_str().unwrap(),
+    ];
+    args.extend(jobs);
+    args.extend(["--watch", "--test", "baseline-x86_64", "--interval", "0.3"]);
+    let (code, out, err) = with(&args);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("patchset_nodeid: "), "{out}");
+    assert!(out.contains("PASS job: baseline-x86_64"), "{out}");
+    let empty = home.join("empty.diff");
+    std::fs::write(&empty, "\n").unwrap();
+    let (code, _, err) = with(&[
+        "patchset",
+        "--nodeid",
+        &checkout_id,
+        "--patch",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the patch file is empty"), "{err}");
+
     // 2. A commit that breaks the build: the test cannot run: exit 2.
     std::fs::write(tree.join("BREAK"), "").unwrap();
     git(&tree, &["add", "BREAK"]);
@@ -230,7 +270,7 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     ]);
     assert_eq!(code, 0, "{err}");
     let kbuilds: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(kbuilds.len(), 2, "{out}");
+    assert_eq!(kbuilds.len(), 3, "head, patchset, broken: {out}");
     let failed = kbuilds
         .iter()
         .find(|k| k["data.kernel_revision.commit"] == broken.as_str())
@@ -251,9 +291,17 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
             code,
             serde_json::from_str::<Value>(&out).unwrap()["count"].as_u64()
         ),
-        (0, Some(2))
+        (0, Some(3))
     );
-    let (code, out, _) = with(&["maestro", "results", "--nodes", "--filter", "kind=checkout"]);
+    let (code, out, _) = with(&[
+        "maestro",
+        "results",
+        "--nodes",
+        "--filter",
+        "kind=checkout",
+        "--filter",
+        "name=checkout",
+    ]);
     assert_eq!(code, 0);
     assert!(
         out.starts_with("id") && out.lines().count() == 3,
