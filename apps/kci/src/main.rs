@@ -14,6 +14,7 @@ mod maestro;
 mod nodes;
 mod output;
 mod submit;
+mod submit_build;
 mod trigger;
 mod validate;
 mod watch;
@@ -59,8 +60,9 @@ enum Command {
     Logspec(logspec::Args),
     /// Check KCIDB submission files, v3.0 to v5.3 (exit 0: all valid, 1: some invalid).
     Validate(validate::Args),
-    /// Send KCIDB submission files to a KCIDB receiver and print the receipts.
-    Submit(submit::Args),
+    /// Send KCIDB submission files to a KCIDB receiver and print the receipts; `submit
+    /// build` sends one build as kci-dev does.
+    Submit(Box<SubmitCmd>),
     /// Ask the pipeline to build and test a commit of a tree (kci-dev's checkout).
     Checkout(trigger::CheckoutArgs),
     /// Ask the pipeline to test patches on top of a checkout node.
@@ -74,6 +76,22 @@ enum Command {
     Maestro(MaestroCommand),
     /// Write a starter settings file (kci-dev's format) for a local `kernelci up`.
     Config(config::Args),
+}
+
+/// `kci submit FILE...` or `kci submit build ...`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SubmitCmd {
+    #[command(subcommand)]
+    what: Option<SubmitWhat>,
+    #[command(flatten)]
+    files: submit::Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum SubmitWhat {
+    /// One build and its checkout, with kci-dev's deterministic ids.
+    Build(submit_build::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +120,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Logspec(args) => logspec::run(&args),
         Command::Validate(args) => validate::run(&args),
-        Command::Submit(args) => submit::run(&args),
+        Command::Submit(cmd) => match &cmd.what {
+            Some(SubmitWhat::Build(args)) => submit_build::run(args, &global),
+            None => submit::run(&cmd.files, &global),
+        },
         Command::Checkout(args) => trigger::checkout(&args, &global),
         Command::Patchset(args) => trigger::patchset(&args, &global),
         Command::Testretry(args) => trigger::testretry(&args, &global),

@@ -24,14 +24,14 @@ const TRIES: u32 = 3;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// KCIDB JSON files to submit (`-` reads standard input).
-    #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The submit endpoint, e.g. `http://localhost:8001/kcidb/submit` (used as given).
+    /// The submit endpoint, e.g. `http://localhost:8001/kcidb/submit` (used as given;
+    /// default: the instance's `kcidb_rest_url`).
     #[arg(long, env = "KCI_KCIDB_URL")]
-    url: String,
-    /// The KCIDB token (a JWT with the lab's origin).
+    url: Option<String>,
+    /// The KCIDB token, a JWT with the lab's origin (default: the instance's `kcidb_token`).
     #[arg(long, env = "KCI_KCIDB_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// Print a JSON array of the receipts (the server's replies) instead of text.
     #[arg(long)]
     json: bool,
@@ -44,16 +44,42 @@ pub struct Args {
     retry_delay: f64,
 }
 
+/// `--url`/`--token`, else the instance's `kcidb_rest_url`/`kcidb_token`.
+fn endpoint(args: &Args, global: &crate::Global) -> anyhow::Result<(String, String)> {
+    if let (Some(url), Some(token)) = (&args.url, &args.token) {
+        return Ok((url.clone(), token.clone()));
+    }
+    let settings = global.settings()?;
+    let from_settings = settings
+        .instance(global.instance.as_deref())
+        .ok()
+        .map(|(_, i)| (i.kcidb_rest_url.clone(), i.kcidb_token.clone()));
+    let (url, token) = from_settings.unwrap_or_default();
+    match (args.url.clone().or(url), args.token.clone().or(token)) {
+        (Some(url), Some(token)) => Ok((url, token)),
+        (None, _) => {
+            anyhow::bail!("no KCIDB URL: pass --url or set kcidb_rest_url in the settings")
+        }
+        (_, None) => {
+            anyhow::bail!("no KCIDB token: pass --token or set kcidb_token in the settings")
+        }
+    }
+}
+
 /// Runs the command: 0 every file accepted, 1 one was refused, `Err` (2) bad input.
-pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args, global: &crate::Global) -> anyhow::Result<ExitCode> {
+    if args.files.is_empty() {
+        anyhow::bail!("no files to submit (kci submit FILE... or kci submit build ...)");
+    }
     let delay = Duration::try_from_secs_f64(args.retry_delay.max(0.0)).unwrap_or_default();
-    let client = match Client::new(&args.url, &args.token) {
+    let (url, token) = endpoint(args, global)?;
+    let client = match Client::new(&url, &token) {
         Ok(c) => c.with_retry(Retry {
             tries: TRIES,
             first_delay: delay,
         }),
         Err(ClientError::BadUrl { .. }) => {
-            anyhow::bail!("--url {:?} is not an http:// or https:// URL", args.url)
+            anyhow::bail!("--url {url:?} is not an http:// or https:// URL")
         }
         Err(e) => return Err(e.into()),
     };

@@ -376,6 +376,19 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.matches("PASS job: baseline-x86_64").count(), 2, "{out}");
 
+    // Without --test, a finished tree is exit 0 even when a job failed: it is reported.
+    let (code, out, err) = with(&[
+        "watch",
+        "--nodeid",
+        &broken_checkout,
+        "--job-filter",
+        "kbuild-gcc-x86_64",
+        "--interval",
+        "0.3",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("FAIL kbuild: kbuild-gcc-x86_64"), "{out}");
+
     // 5. Errors: an unknown node (2), a job the configuration lacks (64), nobody listening (3).
     let (code, _, err) = with(&["maestro", "results", "--nodeid", "0123456789abcdef01234567"]);
     assert_eq!(code, 2, "{err}");

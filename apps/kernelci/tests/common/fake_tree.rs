@@ -1,6 +1,8 @@
 //! A git tree whose Makefile imitates kbuild, a QEMU stand-in that prints a boot log, and
 //! a pipeline configuration using them: the fast end-to-end tests' fake kernel.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::Command;
 
