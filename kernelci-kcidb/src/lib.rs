@@ -46,6 +46,8 @@ pub mod merge;
 pub mod parse;
 pub mod patterns;
 mod pointer;
+#[cfg(feature = "db")]
+pub mod query;
 mod schema;
 pub mod stream;
 pub mod types;

@@ -86,6 +86,8 @@ pub async fn run(
                 crate::kcidb::start(&k, &args.store.data_dir, args.store.database_url.as_deref())
                     .await?;
             app = kernelci_kcidb_server::kcidb_router(role.state.clone(), false).merge(app);
+            // The dashboard's JSON API (`/api/...`) over the same KCIDB database.
+            app = kernelci_dashboard::dashboard_router(role.db.clone()).merge(app);
             Some(role)
         }
         None => None,
