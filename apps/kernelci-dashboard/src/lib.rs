@@ -16,6 +16,7 @@
 //! `error` body that kci-dev matches on (a build or test without issues), we do the same.
 
 pub mod error;
+pub mod pages;
 pub mod params;
 pub mod routes;
 pub mod shapes;
@@ -27,7 +28,7 @@ use kernelci_kcidb::db::KcidbDb;
 
 pub use error::ApiError;
 
-/// The dashboard API under `/api/`, over `db`.
+/// The dashboard API under `/api/` and its web pages ([`pages`]), over `db`.
 pub fn dashboard_router(db: KcidbDb) -> Router {
     use routes::{hardware, issue, items, misc, report, tree};
     Router::new()
@@ -50,5 +51,6 @@ pub fn dashboard_router(db: KcidbDb) -> Router {
         .route("/api/origins/", get(misc::origins))
         .route("/api/schema", get(misc::schema))
         .route("/api/schema/", get(misc::schema))
+        .merge(pages::page_routes())
         .with_state(db)
 }

@@ -1,0 +1,65 @@
+//! The dashboard's web pages (issue 7, first views), server-rendered HTML over the same
+//! queries as the JSON API: `/` (to `/tree`), `/tree` (tree heads), `/tree/{commit}`
+//! (a checkout: summary, Builds / Boots / Tests tabs, filters), `/build/{id}`,
+//! `/test/{id}`, `/issues`, `/issue/{id}`, `/hardware`. Parameters are the API's
+//! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
+//! page shows the `kci results` command for the same data.
+
+mod html;
+mod items;
+mod listings;
+mod tree;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use kernelci_kcidb::db::KcidbDb;
+
+use crate::ApiError;
+
+/// The page routes (merged beside the API by [`crate::dashboard_router`]).
+pub fn page_routes() -> Router<KcidbDb> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/tree") }))
+        .route("/tree", get(listings::trees))
+        .route("/tree/{commit}", get(tree::checkout))
+        .route("/build/{*id}", get(items::build))
+        .route("/test/{*id}", get(items::test))
+        .route("/issues", get(listings::issues))
+        .route("/issue/{*id}", get(items::issue))
+        .route("/hardware", get(listings::hardware))
+}
+
+/// A page that could not be made: the API's error, as an HTML page.
+pub struct PageError(ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> PageError {
+        PageError(e)
+    }
+}
+
+impl From<kernelci_kcidb::query::QueryError> for PageError {
+    fn from(e: kernelci_kcidb::query::QueryError) -> PageError {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (code, title) = match &self.0 {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            ApiError::Database(e) => {
+                tracing::error!("dashboard page: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Server error")
+            }
+        };
+        let body = format!("<p>{}</p>", html::esc(&self.0.to_string()));
+        (code, Html(html::page(title, "", &body, None))).into_response()
+    }
+}
+
+/// What a page handler returns.
+type PageResult = Result<Html<String>, PageError>;

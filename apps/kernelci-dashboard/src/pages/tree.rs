@@ -1,0 +1,243 @@
+//! `/tree/{commit}`: one checkout (every checkout of the commit, narrowed by `origin`,
+//! `git_url`, `git_branch`): summary cards for builds, boots and tests, then the table of the
+//! selected tab (`tab=builds|boots|tests`) with the API's `filter_*` parameters.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Html;
+use kernelci_kcidb::db::KcidbDb;
+use kernelci_kcidb::query::results::{self, CheckoutSelector, Scope};
+use kernelci_kcidb::query::{ResultKind, StatusCounts};
+
+use super::html::{enc, esc, fields, link, opt, page, status_bar, status_pill, table, url_link};
+use super::{PageError, PageResult};
+use crate::ApiError;
+use crate::params::Params;
+
+/// The filters offered as inputs: (query parameter, label).
+const FILTER_INPUTS: [(&str, &str); 5] = [
+    ("filter_architecture", "arch"),
+    ("filter_config_name", "config"),
+    ("filter_compiler", "compiler"),
+    ("filter_test.path_like", "path (like)"),
+    ("filter_test.status", "test status"),
+];
+
+/// Renders the checkout page.
+pub async fn checkout(
+    State(db): State<KcidbDb>,
+    Path(commit): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let params = Params::parse(raw.as_deref());
+    let selector = CheckoutSelector {
+        commit_hash: commit.clone(),
+        origin: Some(params.origin().to_string()),
+        git_url: params.get("git_url").map(str::to_string),
+        git_branch: params.get("git_branch").map(str::to_string),
+        tree_name: None,
+    };
+    let checkouts = results::checkouts(&db, &selector).await?;
+    let Some(first) = checkouts.first().cloned() else {
+        return Err(PageError::from(ApiError::NotFound(format!(
+            "no checkout of commit {commit} for origin {}",
+            params.origin()
+        ))));
+    };
+    let filters = params.filters()?;
+    let scope = Scope::Checkouts(checkouts.iter().map(|c| c.id.clone()).collect());
+    let builds = results::builds(&db, &scope, &filters).await?;
+    let boots = results::tests(&db, &scope, Some(ResultKind::Boot), &filters).await?;
+    let tests = results::tests(&db, &scope, Some(ResultKind::Test), &filters).await?;
+
+    let mut counts = [StatusCounts::default(); 3];
+    for b in &builds {
+        counts[0].add(b.build.status, 1);
+    }
+    for t in &boots {
+        counts[1].add(t.test.status, 1);
+    }
+    for t in &tests {
+        counts[2].add(t.test.status, 1);
+    }
+    let tab = match params.get("tab") {
+        Some("boots") => 1,
+        Some("tests") => 2,
+        _ => 0,
+    };
+    // The page's own query without `tab`, to build the tab links.
+    let base_query: String = form_query(&params, "tab");
+    let mut out = fields(&[
+        ("Tree", opt(&first.tree_name)),
+        ("Repository", url_link(&first.git_repository_url)),
+        ("Branch", opt(&first.git_repository_branch)),
+        ("Commit", esc(&commit)),
+        ("Describe", opt(&first.git_commit_name)),
+        ("Origin", esc(&first.origin)),
+        ("Started", opt(&first.start_time)),
+    ]);
+    out.push_str("<div class=\"cards\">");
+    for (i, name) in ["Builds", "Boots", "Tests"].iter().enumerate() {
+        out.push_str(&format!(
+            "<div class=\"card\"><h3>{name} ({})</h3>{}</div>",
+            counts[i].total(),
+            status_bar(&counts[i])
+        ));
+    }
+    out.push_str("</div><p class=\"tabs\">");
+    for (i, name) in ["builds", "boots", "tests"].iter().enumerate() {
+        let class = if i == tab { " class=\"on\"" } else { "" };
+        out.push_str(&format!(
+            "<a{class} href=\"/tree/{}?{base_query}&amp;tab={name}\">{name}</a>",
+            enc(&commit)
+        ));
+    }
+    out.push_str("</p>");
+    out.push_str(&filter_form(&commit, &params, tab));
+    let (title_kind, table_html) = match tab {
+        0 => ("builds", builds_table(&builds)),
+        1 => ("boots", tests_table(&boots)),
+        _ => ("tests", tests_table(&tests)),
+    };
+    out.push_str(&table_html);
+    let mut kci = format!(
+        "kci results {title_kind} --origin {} --commit {commit}",
+        params.origin()
+    );
+    if let Some(u) = &first.git_repository_url {
+        kci.push_str(&format!(" --giturl {u}"));
+    }
+    if let Some(b) = &first.git_repository_branch {
+        kci.push_str(&format!(" --branch {b}"));
+    }
+    let title = format!(
+        "{} {}",
+        first.tree_name.as_deref().unwrap_or("checkout"),
+        first
+            .git_commit_name
+            .clone()
+            .unwrap_or_else(|| commit.chars().take(12).collect())
+    );
+    Ok(Html(page(&title, "/tree", &out, Some(&kci))))
+}
+
+/// The query string of `params` without `skip`, HTML-escaped for an `href`.
+fn form_query(params: &Params, skip: &str) -> String {
+    let mut pairs: Vec<String> = Vec::new();
+    for key in ["origin", "git_url", "git_branch"] {
+        if key != skip
+            && let Some(v) = params.get(key)
+        {
+            pairs.push(format!("{key}={}", enc(v)));
+        }
+    }
+    for (key, _) in FILTER_INPUTS {
+        for v in params.all(key) {
+            if !v.is_empty() {
+                pairs.push(format!("{}={}", enc(key), enc(&v)));
+            }
+        }
+    }
+    pairs.join("&amp;")
+}
+
+/// The filter inputs, kept in the URL (a GET form).
+fn filter_form(commit: &str, params: &Params, tab: usize) -> String {
+    let mut out = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/tree/{}\">",
+        enc(commit)
+    );
+    for key in ["origin", "git_url", "git_branch"] {
+        if let Some(v) = params.get(key) {
+            out.push_str(&format!(
+                "<input type=\"hidden\" name=\"{key}\" value=\"{}\">",
+                esc(v)
+            ));
+        }
+    }
+    let tab_name = ["builds", "boots", "tests"][tab];
+    out.push_str(&format!(
+        "<input type=\"hidden\" name=\"tab\" value=\"{tab_name}\">"
+    ));
+    for (key, label) in FILTER_INPUTS {
+        let value = params.get(key).unwrap_or("");
+        out.push_str(&format!(
+            "<label>{label} <input name=\"{key}\" value=\"{}\" size=\"10\"></label> ",
+            esc(value)
+        ));
+    }
+    out.push_str("<button>Filter</button></form>");
+    out
+}
+
+fn builds_table(builds: &[results::BuildRow]) -> String {
+    let rows: Vec<Vec<String>> = builds
+        .iter()
+        .map(|r| {
+            let b = &r.build;
+            vec![
+                link(&format!("/build/{}", enc(&b.id)), &b.id),
+                opt(&b.architecture),
+                opt(&b.config_name),
+                opt(&b.compiler),
+                status_pill(b.status),
+                b.duration.map(|d| format!("{d:.0} s")).unwrap_or_default(),
+                opt(&b.start_time),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "Build", "Arch", "Config", "Compiler", "Status", "Duration", "Started",
+        ],
+        &rows,
+    )
+}
+
+fn tests_table(tests: &[results::TestRow]) -> String {
+    // Grouped by the first segment of the path, like the dashboard's tree of paths.
+    let mut groups: BTreeMap<String, Vec<&results::TestRow>> = BTreeMap::new();
+    for t in tests {
+        let path = t.test.path.clone().unwrap_or_default();
+        let group = path.split('.').next().unwrap_or("").to_string();
+        groups.entry(group).or_default().push(t);
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (_, items) in groups {
+        for t in items {
+            let platform = t
+                .test
+                .environment
+                .as_ref()
+                .and_then(|e| e.misc.as_ref())
+                .and_then(|m| m.get("platform"))
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_string();
+            let arch = t
+                .build
+                .as_ref()
+                .and_then(|b| b.architecture.clone())
+                .unwrap_or_default();
+            rows.push(vec![
+                link(
+                    &format!("/test/{}", enc(&t.test.id)),
+                    t.test.path.as_deref().unwrap_or(&t.test.id),
+                ),
+                status_pill(t.test.status),
+                esc(&platform),
+                esc(&arch),
+                t.test
+                    .duration
+                    .map(|d| format!("{d:.1} s"))
+                    .unwrap_or_default(),
+                opt(&t.test.start_time),
+            ]);
+        }
+    }
+    table(
+        &["Path", "Status", "Platform", "Arch", "Duration", "Started"],
+        &rows,
+    )
+}
