@@ -69,6 +69,10 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
                 kinds.insert(k);
             }
         }
+        if path.contains("/compare?") {
+            kinds.insert("compare");
+            assert!(html.contains("Changed tests"), "{path}");
+        }
         for href in hrefs(&html) {
             // Internal links only; a budget keeps the crawl short.
             if href.starts_with('/') && pages + queue.len() < 400 && seen.insert(href.clone()) {
@@ -78,8 +82,8 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     }
     assert_eq!(
         kinds.len(),
-        4,
-        "checkout, build, test and issue pages reached: {kinds:?}"
+        5,
+        "checkout, compare, build, test and issue pages reached: {kinds:?}"
     );
     assert!(pages > 50, "only {pages} pages");
     eprintln!("crawled {pages} pages");

@@ -1,10 +1,12 @@
 //! The dashboard's web pages (issue 7, first views), server-rendered HTML over the same
 //! queries as the JSON API: `/` (to `/tree`), `/tree` (tree heads), `/tree/{commit}`
-//! (a checkout: summary, Builds / Boots / Tests tabs, filters), `/build/{id}`,
+//! (a checkout: summary, the branch's recent commits as a chart, Builds / Boots / Tests tabs,
+//! filters), `/tree/{tree}/{branch}/compare` (two revisions), `/build/{id}`,
 //! `/test/{id}`, `/issues`, `/issue/{id}`, `/hardware`. Parameters are the API's
 //! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
 //! page shows the `kci results` command for the same data.
 
+mod history;
 mod html;
 mod items;
 mod listings;
@@ -24,6 +26,7 @@ pub fn page_routes() -> Router<KcidbDb> {
         .route("/", get(|| async { Redirect::to("/tree") }))
         .route("/tree", get(listings::trees))
         .route("/tree/{commit}", get(tree::checkout))
+        .route("/tree/{tree}/{branch}/compare", get(history::compare))
         .route("/build/{*id}", get(items::build))
         .route("/test/{*id}", get(items::test))
         .route("/issues", get(listings::issues))

@@ -77,6 +77,28 @@ pub async fn checkout(
         ("Origin", esc(&first.origin)),
         ("Started", opt(&first.start_time)),
     ]);
+    let history = super::history::recent(&db, &first).await?;
+    out.push_str(&super::history::chart(&history, &commit, &first.origin));
+    let previous = history
+        .iter()
+        .position(|e| e.git_commit_hash == commit)
+        .and_then(|i| history.get(i + 1));
+    if let (Some(t), Some(b), Some(prev)) =
+        (&first.tree_name, &first.git_repository_branch, previous)
+    {
+        let href = format!(
+            "/tree/{}/{}/compare?origin={}&hash_a={}&hash_b={}",
+            enc(t),
+            enc(b),
+            enc(&first.origin),
+            enc(&prev.git_commit_hash),
+            enc(&commit)
+        );
+        out.push_str(&format!(
+            "<p>{}</p>",
+            link(&href, "Compare with the previous commit")
+        ));
+    }
     out.push_str("<div class=\"cards\">");
     for (i, name) in ["Builds", "Boots", "Tests"].iter().enumerate() {
         out.push_str(&format!(

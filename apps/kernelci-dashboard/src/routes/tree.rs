@@ -374,6 +374,16 @@ fn compare_side(a: &Keyed, b: &Keyed) -> Value {
 /// what changed (builds paired by config/arch/compiler, boots and tests by
 /// path/config/arch/platform).
 async fn compare(db: &KcidbDb, p: &Params, tree: &str, branch: &str) -> ApiResult {
+    Ok(ok(compare_json(db, p, tree, branch).await?))
+}
+
+/// The compare document (also rendered by the compare page).
+pub(crate) async fn compare_json(
+    db: &KcidbDb,
+    p: &Params,
+    tree: &str,
+    branch: &str,
+) -> Result<Value, ApiError> {
     let filters = p.filters()?;
     let mut sides = Vec::new();
     for name in ["hash_a", "hash_b"] {
@@ -395,11 +405,11 @@ async fn compare(db: &KcidbDb, p: &Params, tree: &str, branch: &str) -> ApiResul
         sides.push(read_results(db, &scope, &filters).await?);
     }
     let (a, b) = (&sides[0], &sides[1]);
-    Ok(ok(json!({
+    Ok(json!({
         "hash_a": p.get("hash_a"),
         "hash_b": p.get("hash_b"),
         "builds": compare_side(&keyed_builds(&a.builds), &keyed_builds(&b.builds)),
         "boots": compare_side(&keyed_tests(&a.boots), &keyed_tests(&b.boots)),
         "tests": compare_side(&keyed_tests(&a.tests), &keyed_tests(&b.tests)),
-    })))
+    }))
 }
