@@ -160,3 +160,56 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     // Text from the data is escaped.
     assert!(!html.contains("<script"));
 }
+
+/// An empty database renders every listing; hostile strings in submitted names are escaped.
+#[tokio::test]
+async fn empty_database_and_hostile_strings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(TestDb::new().await, dir.path()).await;
+    for path in ["/", "/tree", "/issues", "/hardware"] {
+        let resp = reqwest::get(format!("{}{path}", server.base))
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("Nothing here."), "{path}: {html}");
+    }
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+    let evil = "<script>alert(1)</script>";
+    let attr = "\"><img src=x onerror=alert(1)>";
+    let doc = serde_json::json!({
+        "version": {"major": 5, "minor": 3},
+        "checkouts": [{"id": "lab:c1", "origin": "lab", "tree_name": evil,
+                       "git_repository_branch": attr, "git_commit_hash": COMMIT,
+                       "start_time": chrono::Utc::now().to_rfc3339()}],
+        "builds": [{"id": "lab:b1", "origin": "lab", "checkout_id": "lab:c1", "status": "FAIL",
+                    "config_name": attr, "log_excerpt": evil, "comment": evil}],
+        "tests": [{"id": "lab:t1", "origin": "lab", "build_id": "lab:b1", "path": "boot",
+                   "status": "FAIL", "comment": evil,
+                   "environment": {"misc": {"platform": attr}}}],
+    });
+    let sub = kernelci_kcidb::load(doc.to_string().as_bytes()).unwrap();
+    server.db.load(sub).await.unwrap();
+    for path in [
+        "/tree?origin=lab",
+        &format!("/tree/{COMMIT}?origin=lab"),
+        &format!("/tree/{COMMIT}?origin=lab&tab=boots"),
+        "/build/lab%3Ab1",
+        "/test/lab%3At1",
+    ] {
+        let (code, _, html) = get(&server.base, path).await;
+        assert_eq!(code, 200, "{path}: {html}");
+        assert!(!html.contains("<script>"), "{path}: unescaped script");
+        if path.starts_with("/build") {
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{html}"
+            );
+        }
+        assert!(!html.contains("<img"), "{path}: unescaped attribute");
+        assert!(
+            html.contains("&lt;script&gt;") || html.contains("&quot;&gt;&lt;img"),
+            "{path}: the text is shown escaped"
+        );
+    }
+}
