@@ -47,6 +47,8 @@ pub fn dashboard_router(db: KcidbDb) -> Router {
         .route("/api/hardware", get(hardware::listing))
         .route("/api/hardware/", get(hardware::listing))
         .route("/api/hardware/{*rest}", post(hardware::details))
+        .route("/api/regressions", get(misc::regressions))
+        .route("/api/regressions/", get(misc::regressions))
         .route("/api/origins", get(misc::origins))
         .route("/api/origins/", get(misc::origins))
         .route("/api/schema", get(misc::schema))

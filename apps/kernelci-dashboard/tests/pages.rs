@@ -51,6 +51,7 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     // Issues are windowed by when they were loaded (now).
     queue.push_back("/issues".into());
     queue.push_back("/hardware".into());
+    queue.push_back(format!("/regressions?interval_in_days={days}"));
     let mut seen: BTreeSet<String> = queue.iter().cloned().collect();
     let mut pages = 0;
     let mut kinds: BTreeSet<&str> = BTreeSet::new();
@@ -212,4 +213,83 @@ async fn empty_database_and_hostile_strings() {
             "{path}: the text is shown escaped"
         );
     }
+}
+
+/// A test that passed on the previous commit of its branch and fails now is a regression;
+/// one failing on both commits, or passing on both, is not.
+#[tokio::test]
+async fn regressions_page_lists_pass_to_fail_between_the_last_two_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(TestDb::new().await, dir.path()).await;
+    let now = chrono::Utc::now();
+    let commit = |i: usize| format!("{i:040x}");
+    let mut checkouts = Vec::new();
+    let mut builds = Vec::new();
+    let mut tests = Vec::new();
+    // (path, status on the older commit, status on the newer)
+    let cases = [
+        ("boot", "PASS", "FAIL"),
+        ("kselftest.net", "PASS", "PASS"),
+        ("ltp.syscalls", "FAIL", "FAIL"),
+    ];
+    for i in 0..2 {
+        let start = (now - chrono::Duration::hours(2 - i as i64)).to_rfc3339();
+        checkouts.push(
+            serde_json::json!({"id": format!("lab:c{i}"), "origin": "lab",
+            "tree_name": "mainline", "git_repository_branch": "master",
+            "git_repository_url": "https://git.example/linux.git",
+            "git_commit_hash": commit(i), "start_time": start}),
+        );
+        builds.push(
+            serde_json::json!({"id": format!("lab:b{i}"), "origin": "lab",
+            "checkout_id": format!("lab:c{i}"), "status": "PASS", "config_name": "defconfig",
+            "architecture": "x86_64"}),
+        );
+        for (path, old, new) in cases {
+            tests.push(
+                serde_json::json!({"id": format!("lab:t{i}-{path}"), "origin": "lab",
+                "build_id": format!("lab:b{i}"), "path": path,
+                "status": if i == 0 { old } else { new },
+                "environment": {"misc": {"platform": "qemu-x86"}}}),
+            );
+        }
+    }
+    let doc = serde_json::json!({"version": {"major": 5, "minor": 3}, "checkouts": checkouts,
+        "builds": builds, "tests": tests});
+    server
+        .db
+        .load(kernelci_kcidb::load(doc.to_string().as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let (code, _, html) = get(&server.base, "/regressions?origin=lab").await;
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains("href=\"/test/lab%3At1-boot\""), "{html}");
+    assert!(
+        !html.contains("kselftest.net") && !html.contains("ltp.syscalls"),
+        "{html}"
+    );
+    // Its status over time: PASS on the older commit, FAIL on the newer.
+    let row = html.split_once("lab%3At1-boot").unwrap().1;
+    let pass = row.find(">PASS<").unwrap();
+    let fail = row.find(">FAIL<").unwrap();
+    assert!(pass < fail, "oldest first: {row}");
+    // The same list as JSON.
+    let (code, api) = server.get("regressions/?origin=lab").await;
+    assert_eq!(code, 200);
+    assert_eq!(api.as_array().unwrap().len(), 1, "{api}");
+    assert_eq!(api[0]["path"], "boot");
+    assert_eq!(api[0]["history"][0]["status"], "PASS");
+    assert_eq!(api[0]["history"][1]["test_id"], "lab:t1-boot");
+    // The checkout page links its previous commit's compare, which shows the regression.
+    let (_, _, html) = get(&server.base, &format!("/tree/{}?origin=lab", commit(1))).await;
+    let compare = hrefs(&html)
+        .into_iter()
+        .find(|h| h.contains("/compare?"))
+        .unwrap();
+    let (code, _, html) = get(&server.base, &compare).await;
+    assert_eq!(code, 200, "{html}");
+    assert!(
+        html.contains("<td>regression</td><td>boot|defconfig|x86_64|qemu-x86</td>"),
+        "{html}"
+    );
 }

@@ -41,8 +41,9 @@ pub fn link(href: &str, text: &str) -> String {
 }
 
 /// The navigation entries: (path, label).
-const NAV: [(&str, &str); 3] = [
+const NAV: [(&str, &str); 4] = [
     ("/tree", "Trees"),
+    ("/regressions", "Regressions"),
     ("/hardware", "Hardware"),
     ("/issues", "Issues"),
 ];

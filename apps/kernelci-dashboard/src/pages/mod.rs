@@ -2,7 +2,7 @@
 //! queries as the JSON API: `/` (to `/tree`), `/tree` (tree heads), `/tree/{commit}`
 //! (a checkout: summary, the branch's recent commits as a chart, Builds / Boots / Tests tabs,
 //! filters), `/tree/{tree}/{branch}/compare` (two revisions), `/build/{id}`,
-//! `/test/{id}`, `/issues`, `/issue/{id}`, `/hardware`. Parameters are the API's
+//! `/test/{id}`, `/issues`, `/issue/{id}`, `/hardware`, `/regressions`. Parameters are the API's
 //! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
 //! page shows the `kci results` command for the same data.
 
@@ -10,6 +10,7 @@ mod history;
 mod html;
 mod items;
 mod listings;
+pub mod regressions;
 mod tree;
 
 use axum::Router;
@@ -32,6 +33,7 @@ pub fn page_routes() -> Router<KcidbDb> {
         .route("/issues", get(listings::issues))
         .route("/issue/{*id}", get(items::issue))
         .route("/hardware", get(listings::hardware))
+        .route("/regressions", get(regressions::regressions))
 }
 
 /// A page that could not be made: the API's error, as an HTML page.

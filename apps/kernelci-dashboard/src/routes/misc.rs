@@ -18,8 +18,21 @@ pub async fn origins(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiRes
     ))
 }
 
+/// `GET regressions/?origin=&interval_in_days=`: tests that passed on the previous commit of
+/// their branch and fail on the latest (ours; upstream has no such list).
+pub async fn regressions(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = Params::parse(q.as_deref());
+    let list = crate::pages::regressions::compute(&db, p.origin(), p.since_days(30)?).await?;
+    Ok(ok(crate::pages::regressions::to_json(&list)))
+}
+
 /// The routes: (method, path, summary).
 pub const ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "get",
+        "/api/regressions/",
+        "Tests that passed on the previous commit of their branch and fail now (ours)",
+    ),
     (
         "get",
         "/api/tree/",
