@@ -29,6 +29,18 @@ fn files(list: &Option<Vec<Resource>>) -> String {
         .unwrap_or_default()
 }
 
+/// The raw log link, and the viewer with logspec findings for http(s) logs.
+fn log_links(url: &Option<String>, kind: &str, id: &str) -> String {
+    match url.as_deref() {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => format!(
+            "{} ({})",
+            link(&format!("/log/{kind}/{}", enc(id)), "view with findings"),
+            link(u, "raw")
+        ),
+        _ => url_link(url),
+    }
+}
+
 fn excerpt(text: &Option<String>) -> String {
     text.as_deref()
         .map(|t| format!("<h2>Log excerpt</h2><pre>{}</pre>", esc(t)))
@@ -89,7 +101,7 @@ pub async fn build(State(db): State<KcidbDb>, Path(id): Path<String>) -> PageRes
             b.duration.map(|d| format!("{d:.0} s")).unwrap_or_default(),
         ),
         ("Command", opt(&b.command)),
-        ("Log", url_link(&b.log_url)),
+        ("Log", log_links(&b.log_url, "build", &id)),
         ("Kernel config", url_link(&b.config_url)),
         ("Output files", files(&b.output_files)),
         ("Comment", opt(&b.comment)),
@@ -159,7 +171,7 @@ pub async fn test(State(db): State<KcidbDb>, Path(id): Path<String>) -> PageResu
             "Duration",
             t.duration.map(|d| format!("{d:.1} s")).unwrap_or_default(),
         ),
-        ("Log", url_link(&t.log_url)),
+        ("Log", log_links(&t.log_url, "test", &id)),
         ("Output files", files(&t.output_files)),
         ("Comment", opt(&t.comment)),
     ]);

@@ -2,7 +2,8 @@
 //! queries as the JSON API: `/` (to `/tree`), `/tree` (tree heads), `/tree/{commit}`
 //! (a checkout: summary, the branch's recent commits as a chart, Builds / Boots / Tests tabs,
 //! filters), `/tree/{tree}/{branch}/compare` (two revisions), `/build/{id}`,
-//! `/test/{id}`, `/issues`, `/issue/{id}`, `/hardware`, `/regressions`. Parameters are the API's
+//! `/test/{id}`, `/log/build|test/{id}` (the log with its logspec findings), `/issues`,
+//! `/issue/{id}`, `/hardware`, `/regressions`. Parameters are the API's
 //! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
 //! page shows the `kci results` command for the same data.
 
@@ -10,6 +11,7 @@ mod history;
 mod html;
 mod items;
 mod listings;
+mod log;
 pub mod regressions;
 mod tree;
 
@@ -30,6 +32,8 @@ pub fn page_routes() -> Router<KcidbDb> {
         .route("/tree/{tree}/{branch}/compare", get(history::compare))
         .route("/build/{*id}", get(items::build))
         .route("/test/{*id}", get(items::test))
+        .route("/log/build/{*id}", get(log::build_log))
+        .route("/log/test/{*id}", get(log::test_log))
         .route("/issues", get(listings::issues))
         .route("/issue/{*id}", get(items::issue))
         .route("/hardware", get(listings::hardware))
