@@ -426,13 +426,25 @@ fn submit_build_names_builds_as_kci_dev_does_and_sends_them() {
     assert_eq!(ours.status.code(), Some(0), "{ours:?}");
     let ours: Value = serde_json::from_slice(&ours.stdout).unwrap();
     assert_eq!(ours, theirs, "the same payload, ids included");
-    assert!(ours["builds"][0]["id"].as_str().unwrap().starts_with("lab:b-"));
+    assert!(
+        ours["builds"][0]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("lab:b-")
+    );
 
     // Sent for real: accepted, loaded, and the receipt names the objects.
     let server = Server::start();
     let token = server.keys.issue("lab", false, 1);
     let url = format!("{}/submit", server.base);
-    let mut args = vec!["submit", "build", "--kcidb-rest-url", &url, "--kcidb-token", &token];
+    let mut args = vec![
+        "submit",
+        "build",
+        "--kcidb-rest-url",
+        &url,
+        "--kcidb-token",
+        &token,
+    ];
     args.extend_from_slice(BUILD_FLAGS);
     args.push("--json");
     let out = kci(&args);
@@ -449,7 +461,10 @@ fn submit_build_names_builds_as_kci_dev_does_and_sends_them() {
     args.extend(bad);
     let out = kci(&args);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/builds/0/status"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/builds/0/status"),
+        "{out:?}"
+    );
     let mut args = vec!["submit", "build", "--kcidb-rest-url", &url];
     args.extend_from_slice(BUILD_FLAGS);
     let out = kci(&args);
