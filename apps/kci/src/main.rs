@@ -13,6 +13,7 @@ mod logspec;
 mod maestro;
 mod nodes;
 mod output;
+mod results;
 mod submit;
 mod submit_build;
 mod trigger;
@@ -76,6 +77,8 @@ enum Command {
     Maestro(MaestroCommand),
     /// Write a starter settings file (kci-dev's format) for a local `kernelci up`.
     Config(config::Args),
+    /// Dashboard results: trees, summaries, builds, boots, tests, issues, hardware.
+    Results(Box<results::Command>),
 }
 
 /// `kci submit FILE...` or `kci submit build ...`.
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => trigger::watch_cmd(&args, &global),
         Command::Maestro(MaestroCommand::Results(args)) => nodes::run(&args, &global),
         Command::Config(args) => config::run(&args, &global.settings_path),
+        Command::Results(cmd) => results::run(&cmd, &global),
     };
     match outcome {
         Ok(code) => code,
