@@ -91,6 +91,13 @@ impl Service {
         self.send(request, &url)
     }
 
+    /// `POST path` with a form body (`application/x-www-form-urlencoded`).
+    pub fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let url = self.url(path);
+        let request = self.http.post(&url).form(form);
+        self.send(request, &url)
+    }
+
     fn send(
         &self,
         mut request: reqwest::blocking::RequestBuilder,

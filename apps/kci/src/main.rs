@@ -9,6 +9,7 @@
 //! 64 the pipeline did not take a checkout/patchset/retry request (kci-dev's code).
 
 mod config;
+mod extras;
 mod logspec;
 mod maestro;
 mod nodes;
@@ -77,6 +78,13 @@ enum Command {
     Maestro(MaestroCommand),
     /// Write a starter settings file (kci-dev's format) for a local `kernelci up`.
     Config(config::Args),
+    /// Tests that passed on the previous commit of their branch and fail now.
+    Regressions(extras::RegressionsArgs),
+    /// Print the web address of a build, test, boot, issue, commit or node.
+    Open(extras::OpenArgs),
+    /// Users and tokens of an instance you administer.
+    #[command(subcommand)]
+    Admin(extras::AdminCommand),
     /// Dashboard results: trees, summaries, builds, boots, tests, issues, hardware.
     Results(Box<results::Command>),
 }
@@ -133,6 +141,9 @@ fn main() -> ExitCode {
         Command::Watch(args) => trigger::watch_cmd(&args, &global),
         Command::Maestro(MaestroCommand::Results(args)) => nodes::run(&args, &global),
         Command::Config(args) => config::run(&args, &global.settings_path),
+        Command::Regressions(args) => extras::regressions(&args, &global),
+        Command::Open(args) => extras::open(&args, &global),
+        Command::Admin(cmd) => extras::admin(&cmd, &global),
         Command::Results(cmd) => results::run(&cmd, &global),
     };
     match outcome {

@@ -98,7 +98,12 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     if pg {
         extra.extend(["--database-url", db.url.as_str()]);
     }
-    let server = common::start("up", &data, &extra, &[]);
+    let server = common::start(
+        "up",
+        &data,
+        &extra,
+        &[("KCI_INITIAL_PASSWORD", "s3cret-pw")],
+    );
     let mut token_args = vec![
         "pipeline",
         "token",
@@ -427,5 +432,92 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     let (code, _, err) = with(&["--instance", "nope", "testretry", "--nodeid", boot_id]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("instance \"nope\" not found"), "{err}");
+
+    // 6. admin over the Maestro API with the administrator's token; open; regressions.
+    let admin_settings = home.join("admin.toml");
+    let admin_token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    std::fs::write(
+        &admin_settings,
+        format!(
+            "default_instance = \"local\"\n[local]\napi = \"{}/\"\ntoken = \"{}\"\n\
+             dashboard_api = \"{}/api/\"\n",
+            server.base,
+            admin_token.trim(),
+            server.base
+        ),
+    )
+    .unwrap();
+    let a = admin_settings.to_str().unwrap();
+    let (code, out, err) = kci(&bin, &home, &["--settings", a, "admin", "whoami"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"username\": \"admin\""), "{out}");
+    let (code, out, err) = kci(
+        &bin,
+        &home,
+        &[
+            "--settings",
+            a,
+            "admin",
+            "invite",
+            "bob",
+            "--email",
+            "bob@example.org",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("invited bob; accept link: http"), "{out}");
+    let (code, out, _) = kci(&bin, &home, &["--settings", a, "admin", "users"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("USERNAME") && out.contains("bob@example.org"),
+        "{out}"
+    );
+    let (code, _, err) = kci(
+        &bin,
+        &home,
+        &[
+            "--settings",
+            a,
+            "admin",
+            "invite",
+            "bob",
+            "--email",
+            "bob@example.org",
+        ],
+    );
+    assert_eq!(code, 1, "a second bob is refused: {err}");
+    let login = Command::new(&bin)
+        .args(["--settings", a, "admin", "token", "admin"])
+        .env("HOME", &home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"s3cret-pw\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let fresh = String::from_utf8(login.stdout).unwrap();
+    assert_eq!(fresh.trim().split('.').count(), 3, "a JWT: {fresh}");
+    let (code, out, _) = with(&["open", "build", "maestro:b1"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("{}/build/maestro:b1", server.base));
+    let (code, out, _) = with(&["open", "node", &checkout_id]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            format!("{}/latest/node/{checkout_id}", server.base).as_str()
+        )
+    );
+    // The pipeline's results reached KCIDB; no test regressed between these commits.
+    let (code, out, err) = with(&["regressions", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        serde_json::from_str::<Value>(&out).unwrap().is_array(),
+        "{out}"
+    );
     drop(server);
 }

@@ -47,7 +47,7 @@
 //!   and `--missing`, `gate`, `hardware builds|boots|tests`.
 
 mod checkout_args;
-mod client;
+pub(crate) mod client;
 mod compare;
 mod issues;
 mod items;
