@@ -144,6 +144,44 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     let (code, _, err) = kci(&bin, &home, &["--settings", s, "config", "--file-path", s]);
     assert_eq!(code, 2, "an existing file is not overwritten: {err}");
     assert!(err.contains("already present"), "{err}");
+    // The real kci-dev reads the same file (when it is installed: KCI_DEV or PATH).
+    let kci_dev = std::env::var_os("KCI_DEV").map(PathBuf::from).or_else(|| {
+        Command::new("kci-dev")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+            .then(|| PathBuf::from("kci-dev"))
+    });
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    assert!(
+        kci_dev.is_some() || !ci,
+        "kci-dev is needed under CI (KCI_DEV)"
+    );
+    if let Some(kci_dev) = &kci_dev {
+        for args in [
+            &[
+                "--settings",
+                s,
+                "maestro",
+                "results",
+                "--nodes",
+                "--limit",
+                "3",
+            ][..],
+            &["--settings", s, "results", "trees", "--json"][..],
+        ] {
+            let out = Command::new(kci_dev)
+                .args(args)
+                .env("HOME", &home)
+                .current_dir(&home)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "kci-dev {args:?}: {out:?}");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert!(json.is_array(), "{text}");
+        }
+    }
     let with = |args: &[&str]| {
         let mut all = vec!["--settings", s];
         all.extend_from_slice(args);
