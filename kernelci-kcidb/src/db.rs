@@ -13,7 +13,9 @@
 //! merged in arrival order ([`crate::dedup`]), then merged into the stored copy
 //! ([`crate::merge`]: later present value wins, `misc` key-wise), sorted by key, and
 //! written only if the result differs from what is stored. Loading the same data again
-//! therefore changes nothing (not even `_timestamp`). On PostgreSQL a transaction-scoped
+//! therefore changes nothing (not even `_timestamp`). Rows are written with multi-row
+//! statements: on PostgreSQL one `INSERT ... SELECT FROM UNNEST` of an array per column
+//! for up to 2,000 rows, on SQLite `VALUES` lists of up to 500 rows. On PostgreSQL a transaction-scoped
 //! advisory lock serializes batches, so two ingesters on one database cannot interleave
 //! their read-merge-write; on SQLite `BEGIN IMMEDIATE` does the same.
 
@@ -395,63 +397,143 @@ fn args_of(table: &Table, object: &Value) -> Vec<Arg> {
         .collect()
 }
 
-fn placeholder(dialect: Dialect, n: usize, kind: Kind) -> String {
-    match dialect {
-        Dialect::Sqlite => "?".to_string(),
-        Dialect::Postgres => match kind {
-            Json => format!("CAST(${n} AS JSONB)"),
-            Time => format!("CAST(${n} AS TIMESTAMPTZ)"),
-            TextList => format!(
-                "CASE WHEN CAST(${n} AS TEXT) IS NULL THEN NULL \
-                 ELSE ARRAY(SELECT jsonb_array_elements_text(CAST(${n} AS JSONB))) END"
-            ),
-            _ => format!("${n}"),
-        },
+/// A column's value on PostgreSQL from `src` (a parameter or an `UNNEST` column of type
+/// `TEXT`, `DOUBLE PRECISION`, `BOOLEAN` or `BIGINT` by kind).
+fn pg_value(kind: Kind, src: &str) -> String {
+    match kind {
+        Json => format!("CAST({src} AS JSONB)"),
+        Time => format!("CAST({src} AS TIMESTAMPTZ)"),
+        TextList => format!(
+            "CASE WHEN {src} IS NULL THEN NULL \
+             ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({src} AS JSONB))) END"
+        ),
+        Text | Float | Bool | Int => src.to_string(),
     }
 }
 
-fn upsert_sql(dialect: Dialect, t: &Table) -> String {
-    let now = match dialect {
-        Dialect::Sqlite => "?".to_string(),
-        Dialect::Postgres => "CURRENT_TIMESTAMP".to_string(),
-    };
-    let mut names = vec!["_timestamp", "data"];
-    let data = match dialect {
-        Dialect::Sqlite => "?".to_string(),
-        Dialect::Postgres => "CAST($1 AS JSONB)".to_string(),
-    };
-    let mut values = vec![now, data];
-    for (i, col) in t.cols.iter().enumerate() {
-        names.push(col.name);
-        values.push(placeholder(dialect, i + 2, col.kind));
+/// The PostgreSQL array type a column is sent as.
+fn pg_array_type(kind: Kind) -> &'static str {
+    match kind {
+        Text | Json | TextList | Time => "TEXT[]",
+        Float => "DOUBLE PRECISION[]",
+        Bool => "BOOLEAN[]",
+        Int => "BIGINT[]",
     }
+}
+
+/// The column names written (`_timestamp`, `data`, then the table's columns) and the
+/// `ON CONFLICT` clause that updates every one but the key.
+fn upsert_names_and_conflict(t: &Table) -> (Vec<&'static str>, String) {
+    let mut names = vec!["_timestamp", "data"];
+    names.extend(t.cols.iter().map(|c| c.name));
     let updates: Vec<String> = names
         .iter()
         .filter(|n| !t.key.contains(n))
         .map(|n| format!("{n} = excluded.{n}"))
         .collect();
-    format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-        t.name,
-        names.join(", "),
-        values.join(", "),
+    let conflict = format!(
+        "ON CONFLICT ({}) DO UPDATE SET {}",
         t.key.join(", "),
         updates.join(", ")
+    );
+    (names, conflict)
+}
+
+/// The SQLite upsert of `rows` rows: `VALUES (?, ...), ...` (`_timestamp`, `data`, the
+/// columns, per row).
+fn upsert_values_sql(t: &Table, rows: usize) -> String {
+    let (names, conflict) = upsert_names_and_conflict(t);
+    let one = format!("({})", vec!["?"; names.len()].join(", "));
+    format!(
+        "INSERT INTO {} ({}) VALUES {} {conflict}",
+        t.name,
+        names.join(", "),
+        vec![one.as_str(); rows].join(", ")
     )
 }
 
-fn lookup_sql(dialect: Dialect, t: &Table, n: usize) -> String {
-    let marks: Vec<String> = (1..=n)
-        .map(|i| match dialect {
-            Dialect::Sqlite => "?".to_string(),
-            Dialect::Postgres => format!("${i}"),
-        })
-        .collect();
+/// The PostgreSQL upsert of any number of rows: one array parameter per column (`data`
+/// first), `UNNEST`ed into rows. One statement, prepared once, whatever the row count.
+fn upsert_unnest_sql(t: &Table) -> String {
+    let (names, conflict) = upsert_names_and_conflict(t);
+    let mut arrays = vec!["CAST($1 AS TEXT[])".to_string()];
+    let mut aliases = vec!["d".to_string()];
+    let mut values = vec![
+        "CURRENT_TIMESTAMP".to_string(),
+        "CAST(u.d AS JSONB)".to_string(),
+    ];
+    for (i, col) in t.cols.iter().enumerate() {
+        arrays.push(format!("CAST(${} AS {})", i + 2, pg_array_type(col.kind)));
+        aliases.push(format!("c{i}"));
+        values.push(pg_value(col.kind, &format!("u.c{i}")));
+    }
+    format!(
+        "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({}) {conflict}",
+        t.name,
+        names.join(", "),
+        values.join(", "),
+        arrays.join(", "),
+        aliases.join(", ")
+    )
+}
+
+/// The stored JSON of `n` ids on SQLite (`IN` uses the key's index).
+fn lookup_sqlite_sql(t: &Table, n: usize) -> String {
     format!(
         "SELECT CAST(data AS TEXT) FROM {} WHERE id IN ({})",
         t.name,
-        marks.join(", ")
+        vec!["?"; n].join(", ")
     )
+}
+
+/// The stored JSON of an array of ids on PostgreSQL (one parameter, whatever the count).
+fn lookup_postgres_sql(t: &Table) -> String {
+    format!(
+        "SELECT CAST(t.data AS TEXT) FROM UNNEST(CAST($1 AS TEXT[])) AS k(id) \
+         JOIN {} AS t ON t.id = k.id",
+        t.name
+    )
+}
+
+/// The stored JSON of these (distinct) ids, on SQLite.
+async fn stored_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static Table,
+    ids: &[String],
+) -> Result<Vec<String>, DbError> {
+    let mut stored = Vec::new();
+    for chunk in ids.chunks(LOOKUP_CHUNK) {
+        let mut query =
+            sqlx::query_scalar::<_, String>(AssertSqlSafe(lookup_sqlite_sql(table, chunk.len())));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        stored.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(stored)
+}
+
+/// The stored JSON of these (distinct) ids, on PostgreSQL.
+async fn stored_postgres(
+    conn: &mut sqlx::PgConnection,
+    table: &'static Table,
+    ids: &[String],
+) -> Result<Vec<String>, DbError> {
+    let mut stored = Vec::new();
+    for chunk in ids.chunks(PG_ROWS) {
+        stored.extend(
+            sqlx::query_scalar::<_, String>(AssertSqlSafe(lookup_postgres_sql(table)))
+                // Planned for each call, with the ids and the table's size at hand. A plan
+                // cached while the table was small (a sequential scan testing every row
+                // against the ids) made each batch's lookup grow with the table: seconds
+                // per batch after a few hundred thousand rows.
+                .persistent(false)
+                .bind(chunk)
+                .fetch_all(&mut *conn)
+                .await?,
+        );
+    }
+    Ok(stored)
 }
 
 /// The object counts of a load or of the tables.
@@ -557,57 +639,136 @@ pub enum KcidbDb {
     Postgres(PgPool),
 }
 
-macro_rules! bind_all {
-    ($query:expr, $args:expr) => {{
-        let mut query = $query;
-        for arg in $args {
-            query = match arg {
-                Arg::Text(v) => query.bind(v),
-                Arg::Float(v) => query.bind(v),
-                Arg::Bool(v) => query.bind(v),
-                Arg::Int(v) => query.bind(v),
+/// Rows per SQLite upsert statement: at most this many, and at most [`SQLITE_PARAMS`]
+/// parameters.
+const SQLITE_ROWS: usize = 500;
+/// Parameters per SQLite statement (the bundled SQLite allows 32,766).
+const SQLITE_PARAMS: usize = 30_000;
+/// Rows per PostgreSQL `UNNEST` upsert (bounds the size of one message).
+const PG_ROWS: usize = 2_000;
+
+/// A row to write: the object's JSON and its column values.
+type Row = (String, Vec<Arg>);
+
+/// Writes rows into an SQLite table with multi-row upserts.
+async fn write_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static Table,
+    rows: Vec<Row>,
+) -> Result<(), DbError> {
+    let per_statement = (SQLITE_PARAMS / (table.cols.len() + 2)).clamp(1, SQLITE_ROWS);
+    let full_sql = upsert_values_sql(table, per_statement);
+    let now = now_text();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(per_statement).collect();
+        // A short last chunk is a statement of its own, not worth caching.
+        let full = chunk.len() == per_statement;
+        let sql = if full {
+            full_sql.clone()
+        } else {
+            upsert_values_sql(table, chunk.len())
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(full);
+        for (data, args) in chunk {
+            query = query.bind(now.clone()).bind(data);
+            for arg in args {
+                query = match arg {
+                    Arg::Text(v) => query.bind(v),
+                    Arg::Float(v) => query.bind(v),
+                    Arg::Bool(v) => query.bind(v),
+                    Arg::Int(v) => query.bind(v),
+                };
+            }
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One column of rows, sent to PostgreSQL as an array.
+enum ColumnValues {
+    Text(Vec<Option<String>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Int(Vec<Option<i64>>),
+}
+
+impl ColumnValues {
+    fn new(kind: Kind, capacity: usize) -> ColumnValues {
+        match kind {
+            Text | Json | TextList | Time => ColumnValues::Text(Vec::with_capacity(capacity)),
+            Float => ColumnValues::Float(Vec::with_capacity(capacity)),
+            Bool => ColumnValues::Bool(Vec::with_capacity(capacity)),
+            Int => ColumnValues::Int(Vec::with_capacity(capacity)),
+        }
+    }
+
+    fn push(&mut self, arg: Arg) {
+        // `args_of` gives each column the variant of its kind.
+        match (self, arg) {
+            (ColumnValues::Text(c), Arg::Text(v)) => c.push(v),
+            (ColumnValues::Float(c), Arg::Float(v)) => c.push(v),
+            (ColumnValues::Bool(c), Arg::Bool(v)) => c.push(v),
+            (ColumnValues::Int(c), Arg::Int(v)) => c.push(v),
+            _ => unreachable!("a column value of another kind"),
+        }
+    }
+}
+
+/// Writes rows into a PostgreSQL table with `UNNEST` upserts of up to [`PG_ROWS`] rows.
+async fn write_postgres(
+    conn: &mut sqlx::PgConnection,
+    table: &'static Table,
+    rows: Vec<Row>,
+) -> Result<(), DbError> {
+    let sql = upsert_unnest_sql(table);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Row> = rows.by_ref().take(PG_ROWS).collect();
+        let mut data = Vec::with_capacity(chunk.len());
+        let mut columns: Vec<ColumnValues> = table
+            .cols
+            .iter()
+            .map(|c| ColumnValues::new(c.kind, chunk.len()))
+            .collect();
+        for (json, args) in chunk {
+            data.push(json);
+            for (column, arg) in columns.iter_mut().zip(args) {
+                column.push(arg);
+            }
+        }
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone())).bind(data);
+        for column in columns {
+            query = match column {
+                ColumnValues::Text(v) => query.bind(v),
+                ColumnValues::Float(v) => query.bind(v),
+                ColumnValues::Bool(v) => query.bind(v),
+                ColumnValues::Int(v) => query.bind(v),
             };
         }
-        query
-    }};
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 macro_rules! load_table {
-    ($tx:expr, $dialect:expr, $table:expr, $objects:expr) => {{
+    ($tx:expr, $stored:ident, $write:ident, $table:expr, $objects:expr) => {{
         let table: &'static Table = $table;
         let objects = $objects;
         let mut ids: Vec<String> = objects.iter().map(|o| o.id().to_string()).collect();
         ids.sort();
         ids.dedup();
-        let mut stored: Vec<String> = Vec::new();
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let sql = lookup_sql($dialect, table, chunk.len());
-            let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id);
-            }
-            stored.extend(query.fetch_all(&mut *$tx).await?);
-        }
+        let stored = $stored(&mut *$tx, table, &ids).await?;
         let rows = changed_rows(table, stored, objects)?;
         let written = rows.len() as u64;
-        let sql = upsert_sql($dialect, table);
-        for (data, args) in rows {
-            let mut all = Vec::with_capacity(args.len() + 2);
-            if $dialect == Dialect::Sqlite {
-                all.push(Arg::Text(Some(now_text())));
-            }
-            all.push(Arg::Text(Some(data)));
-            all.extend(args);
-            bind_all!(sqlx::query(AssertSqlSafe(sql.clone())), all)
-                .execute(&mut *$tx)
-                .await?;
-        }
+        $write(&mut *$tx, table, rows).await?;
         written
     }};
 }
 
 macro_rules! load_all {
-    ($pool:expr, $dialect:expr, $begin:literal, $sub:expr) => {{
+    ($pool:expr, $dialect:expr, $stored:ident, $write:ident, $begin:literal, $sub:expr) => {{
         let sub: Submission = $sub;
         let mut tx = $pool.begin_with($begin).await?;
         if $dialect == Dialect::Postgres {
@@ -618,11 +779,11 @@ macro_rules! load_all {
             .await?;
         }
         let counts = Counts {
-            checkouts: load_table!(tx, $dialect, &CHECKOUTS, sub.checkouts),
-            builds: load_table!(tx, $dialect, &BUILDS, sub.builds),
-            tests: load_table!(tx, $dialect, &TESTS, sub.tests),
-            issues: load_table!(tx, $dialect, &ISSUES, sub.issues),
-            incidents: load_table!(tx, $dialect, &INCIDENTS, sub.incidents),
+            checkouts: load_table!(tx, $stored, $write, &CHECKOUTS, sub.checkouts),
+            builds: load_table!(tx, $stored, $write, &BUILDS, sub.builds),
+            tests: load_table!(tx, $stored, $write, &TESTS, sub.tests),
+            issues: load_table!(tx, $stored, $write, &ISSUES, sub.issues),
+            incidents: load_table!(tx, $stored, $write, &INCIDENTS, sub.incidents),
         };
         tx.commit().await?;
         Ok(counts)
@@ -696,8 +857,24 @@ impl KcidbDb {
     /// table (objects already stored identically are not rewritten).
     pub async fn load(&self, batch: Submission) -> Result<Counts, DbError> {
         match self {
-            KcidbDb::Sqlite(pool) => load_all!(pool, Dialect::Sqlite, "BEGIN IMMEDIATE", batch),
-            KcidbDb::Postgres(pool) => load_all!(pool, Dialect::Postgres, "BEGIN", batch),
+            KcidbDb::Sqlite(pool) => load_all!(
+                pool,
+                Dialect::Sqlite,
+                stored_sqlite,
+                write_sqlite,
+                "BEGIN IMMEDIATE",
+                batch
+            ),
+            KcidbDb::Postgres(pool) => {
+                load_all!(
+                    pool,
+                    Dialect::Postgres,
+                    stored_postgres,
+                    write_postgres,
+                    "BEGIN",
+                    batch
+                )
+            }
         }
     }
 
@@ -788,12 +965,15 @@ mod tests {
 
     #[test]
     fn sql_shapes() {
-        let s = upsert_sql(Dialect::Postgres, &ISSUES);
+        let s = upsert_unnest_sql(&ISSUES);
         assert!(s.contains("ON CONFLICT (id, version)"), "{s}");
         assert!(s.contains("categories = excluded.categories"));
         assert!(!s.contains("version = excluded.version"));
-        let l = upsert_sql(Dialect::Sqlite, &TESTS);
-        assert_eq!(l.matches('?').count(), TESTS.cols.len() + 2);
+        assert!(s.contains(&format!("${}", ISSUES.cols.len() + 1)), "{s}");
+        assert!(!s.contains(&format!("${}", ISSUES.cols.len() + 2)), "{s}");
+        let l = upsert_values_sql(&TESTS, 3);
+        assert_eq!(l.matches('?').count(), 3 * (TESTS.cols.len() + 2));
+        assert!(l.contains("ON CONFLICT (id) DO UPDATE"), "{l}");
         assert!(
             schema(Dialect::Sqlite)
                 .iter()

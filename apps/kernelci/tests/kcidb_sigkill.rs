@@ -2,10 +2,12 @@
 //! the same rows as an uninterrupted run."
 //!
 //! A spool of generated submissions (the same objects resubmitted with changing values and
-//! `misc` keys, so the merge order shows) is ingested by `kernelci kcidb serve` on SQLite
-//! twice: once uninterrupted, once killed with SIGKILL at random moments (start, sleep
-//! 0-400 ms, `kill -9`, ten times) and then left to finish. Every row of the five tables
-//! (every column but `_timestamp`) must be the same.
+//! `misc` keys, so the merge order shows) is ingested by `kernelci kcidb serve` twice: once
+//! uninterrupted, once killed with SIGKILL at random moments (start, sleep 0-400 ms,
+//! `kill -9`, ten times) and then left to finish. Every row of the five tables (every column
+//! but `_timestamp`) must be the same. On SQLite, and on PostgreSQL (each run on a fresh
+//! database of the server `KERNELCI_TEST_PG`, else `KERNELCI_TEST_DATABASE_URL`; without
+//! either the PostgreSQL test is skipped with a message, except under CI where it fails).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,6 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kernelci_tests::{TestDb, in_ci, pg_server_url};
 use serde_json::json;
 use sqlx::Row;
 
@@ -84,9 +87,16 @@ fn count_dir(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-fn spawn(data_dir: &Path) -> Child {
-    Command::new(common::bin())
-        .args(["kcidb", "serve", "--kcidb-triage-interval", "0", "--listen"])
+/// Where a run stores its rows: SQLite in its data directory, or a PostgreSQL database.
+#[derive(Clone, Copy)]
+enum Store<'a> {
+    Sqlite,
+    Postgres(&'a str),
+}
+
+fn spawn(data_dir: &Path, store: Store) -> Child {
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["kcidb", "serve", "--kcidb-triage-interval", "0", "--listen"])
         .arg(format!("127.0.0.1:{}", common::free_port()))
         .arg("--data-dir")
         .arg(data_dir)
@@ -94,14 +104,16 @@ fn spawn(data_dir: &Path) -> Child {
         .env_remove("KERNELCI_KCIDB_SPOOL")
         .env("KERNELCI_KCIDB_SECRET", "sigkill-test")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kernelci kcidb serve")
+        .stderr(Stdio::null());
+    if let Store::Postgres(url) = store {
+        cmd.arg("--database-url").arg(url);
+    }
+    cmd.spawn().expect("spawn kernelci kcidb serve")
 }
 
 /// Runs the server until the spool has no ready file left, then kills it.
-fn run_to_completion(data_dir: &Path) {
-    let mut child = spawn(data_dir);
+fn run_to_completion(data_dir: &Path, store: Store) {
+    let mut child = spawn(data_dir, store);
     let deadline = Instant::now() + Duration::from_secs(300);
     while ready_files(data_dir) > 0 {
         assert!(
@@ -118,40 +130,78 @@ fn run_to_completion(data_dir: &Path) {
 }
 
 /// Every row of the five tables, every column but `_timestamp`, sorted.
-async fn rows(data_dir: &Path) -> Vec<Vec<String>> {
-    let url = format!("sqlite://{}", data_dir.join("kcidb.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+async fn rows(data_dir: &Path, store: Store<'_>) -> Vec<Vec<String>> {
+    match store {
+        Store::Sqlite => {
+            sqlite_rows(&format!("sqlite://{}", data_dir.join("kcidb.db").display())).await
+        }
+        Store::Postgres(url) => postgres_rows(url).await,
+    }
+}
+
+async fn sqlite_rows(url: &str) -> Vec<Vec<String>> {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
     let mut all = Vec::new();
     for table in TABLES {
         let columns: Vec<String> =
-            sqlx::query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+            sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid")
                 .bind(table)
                 .fetch_all(&pool)
                 .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .filter(|c| c != "_timestamp")
-                .collect();
-        assert!(!columns.is_empty(), "no table {table}");
-        let select = columns
-            .iter()
-            .map(|c| format!("quote({c})"))
-            .collect::<Vec<_>>()
-            .join(" || '|' || ");
-        let mut table_rows: Vec<String> =
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {select} FROM {table}")))
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .collect();
-        table_rows.sort();
-        all.push(table_rows);
+                .unwrap();
+        let select = row_text(table, &columns, |c| format!("quote({c})"));
+        let sql = format!("SELECT {select} FROM {table}");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        all.push(sorted(found.iter().map(|r| r.get(0)).collect()));
     }
     pool.close().await;
     all
+}
+
+async fn postgres_rows(url: &str) -> Vec<Vec<String>> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let mut all = Vec::new();
+    for table in TABLES {
+        let columns: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let select = row_text(table, &columns, |c| {
+            format!("quote_nullable(CAST({c} AS TEXT))")
+        });
+        let sql = format!("SELECT {select} FROM {table}");
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        all.push(sorted(found.iter().map(|r| r.get(0)).collect()));
+    }
+    pool.close().await;
+    all
+}
+
+/// An SQL expression joining the quoted columns (but `_timestamp`) of a row of `table`
+/// with `|`.
+fn row_text(table: &str, columns: &[String], quote: impl Fn(&str) -> String) -> String {
+    let quoted: Vec<String> = columns
+        .iter()
+        .filter(|c| *c != "_timestamp")
+        .map(|c| quote(c))
+        .collect();
+    assert!(!quoted.is_empty(), "no table {table}");
+    quoted.join(" || '|' || ")
+}
+
+fn sorted(mut rows: Vec<String>) -> Vec<String> {
+    rows.sort();
+    rows
 }
 
 /// A small xorshift generator (no dependency), seeded from the clock; the seed is printed.
@@ -166,14 +216,15 @@ impl Rng {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run() {
+/// The whole check: an uninterrupted run into `reference`, a run killed ten times and
+/// finished into `killed`, the same rows in both.
+async fn sigkill_check(reference_store: Store<'_>, killed_store: Store<'_>) {
     let reference = tempfile::tempdir().unwrap();
     fill_spool(reference.path());
     let started = Instant::now();
-    run_to_completion(reference.path());
+    run_to_completion(reference.path(), reference_store);
     eprintln!("uninterrupted run: {:?}", started.elapsed());
-    let expected = rows(reference.path()).await;
+    let expected = rows(reference.path(), reference_store).await;
     assert_eq!(
         count_dir(&reference.path().join("kcidb-spool/archive")),
         FILES
@@ -196,7 +247,7 @@ async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run() {
     fill_spool(killed.path());
     let mut progress = Vec::new();
     for _ in 0..10 {
-        let mut child = spawn(killed.path());
+        let mut child = spawn(killed.path(), killed_store);
         std::thread::sleep(Duration::from_millis(rng.below(400)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -207,8 +258,8 @@ async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run() {
         progress[0] < FILES,
         "the first kill came after the whole spool was ingested: make the spool bigger"
     );
-    run_to_completion(killed.path());
-    let got = rows(killed.path()).await;
+    run_to_completion(killed.path(), killed_store);
+    let got = rows(killed.path(), killed_store).await;
 
     for (table, (want, have)) in TABLES.iter().zip(expected.iter().zip(&got)) {
         assert!(!want.is_empty(), "{table}: the reference run wrote nothing");
@@ -223,4 +274,29 @@ async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run() {
     }
     assert_eq!(count_dir(&killed.path().join("kcidb-spool/failed")), 0);
     assert_eq!(count_dir(&killed.path().join("kcidb-spool/archive")), FILES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run() {
+    sigkill_check(Store::Sqlite, Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_any_moment_ends_with_the_rows_of_an_uninterrupted_run_on_postgres() {
+    let Some(server) = pg_server_url() else {
+        assert!(
+            !in_ci(),
+            "under CI this test must run: set KERNELCI_TEST_PG or KERNELCI_TEST_DATABASE_URL"
+        );
+        eprintln!("skipped: neither KERNELCI_TEST_PG nor KERNELCI_TEST_DATABASE_URL is set");
+        return;
+    };
+    // A fresh database per run (dropped at the end).
+    let reference = TestDb::postgres(&server).await;
+    let killed = TestDb::postgres(&server).await;
+    sigkill_check(
+        Store::Postgres(&reference.url),
+        Store::Postgres(&killed.url),
+    )
+    .await;
 }
