@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Html;
 use kernelci_kcidb::db::KcidbDb;
 use kernelci_kcidb::query::results::{self, CheckoutSelector, Scope};
-use kernelci_kcidb::query::{ResultKind, StatusCounts};
+use kernelci_kcidb::query::{ResultKind, StatusCounts, trees};
 
 use super::html::{enc, esc, fields, link, opt, page, status_bar, status_pill, table, url_link};
 use super::{PageError, PageResult};
@@ -46,26 +46,53 @@ pub async fn checkout(
         ))));
     };
     let filters = params.filters()?;
-    let scope = Scope::Checkouts(checkouts.iter().map(|c| c.id.clone()).collect());
-    let builds = results::builds(&db, &scope, &filters).await?;
-    let boots = results::tests(&db, &scope, Some(ResultKind::Boot), &filters).await?;
-    let tests = results::tests(&db, &scope, Some(ResultKind::Test), &filters).await?;
-
-    let mut counts = [StatusCounts::default(); 3];
-    for b in &builds {
-        counts[0].add(b.build.status, 1);
-    }
-    for t in &boots {
-        counts[1].add(t.test.status, 1);
-    }
-    for t in &tests {
-        counts[2].add(t.test.status, 1);
-    }
+    let ids: Vec<String> = checkouts.iter().map(|c| c.id.clone()).collect();
+    let scope = Scope::Checkouts(ids.clone());
     let tab = match params.get("tab") {
         Some("boots") => 1,
         Some("tests") => 2,
         _ => 0,
     };
+    // Rows only for the tab shown; the cards count in SQL unless filters narrow them.
+    let kinds = [None, Some(ResultKind::Boot), Some(ResultKind::Test)];
+    let builds = if tab == 0 {
+        results::builds(&db, &scope, &filters).await?
+    } else {
+        Vec::new()
+    };
+    let shown_tests = match kinds[tab] {
+        Some(kind) => results::tests(&db, &scope, Some(kind), &filters).await?,
+        None => Vec::new(),
+    };
+    let mut counts = [StatusCounts::default(); 3];
+    if filters.is_empty() {
+        for c in trees::checkout_counts(&db, &ids).await?.values() {
+            counts[0].merge(&c.builds);
+            counts[1].merge(&c.boots);
+            counts[2].merge(&c.tests);
+        }
+    } else {
+        let other_builds = if tab == 0 {
+            Vec::new()
+        } else {
+            results::builds(&db, &scope, &filters).await?
+        };
+        for b in builds.iter().chain(&other_builds) {
+            counts[0].add(b.build.status, 1);
+        }
+        for (i, kind) in kinds.iter().enumerate().skip(1) {
+            let other = match kind {
+                Some(kind) if i != tab => {
+                    results::tests(&db, &scope, Some(*kind), &filters).await?
+                }
+                _ => Vec::new(),
+            };
+            let rows = if i == tab { &shown_tests } else { &other };
+            for t in rows {
+                counts[i].add(t.test.status, 1);
+            }
+        }
+    }
     // The page's own query without `tab`, to build the tab links.
     let base_query: String = form_query(&params, "tab");
     let mut out = fields(&[
@@ -119,8 +146,8 @@ pub async fn checkout(
     out.push_str(&filter_form(&commit, &params, tab));
     let (title_kind, table_html) = match tab {
         0 => ("builds", builds_table(&builds)),
-        1 => ("boots", tests_table(&boots)),
-        _ => ("tests", tests_table(&tests)),
+        1 => ("boots", tests_table(&shown_tests)),
+        _ => ("tests", tests_table(&shown_tests)),
     };
     out.push_str(&table_html);
     let mut kci = format!(
