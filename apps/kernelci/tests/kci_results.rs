@@ -1,8 +1,10 @@
 //! The real `kci results` commands against a real `kernelci up` with the KCIDB fixtures
 //! `small/` submitted through `/kcidb/submit`: every command's `--json` answer checked
 //! against what the fixture files say (read here with serde_json), tables (a header and
-//! one row per item), `--count`, status filters, pagination, and the errors (an unknown
-//! build, an unreachable dashboard, no dashboard API configured).
+//! one row per item), `--count`, status filters, pagination, `hardware builds|boots|tests`,
+//! `--filter FILE` and `--git-branch`, `issues --new` and `--missing`, `--download-logs`
+//! (logs served by the test over HTTP, named by a small extra submission), and the errors
+//! (an unknown build, an unreachable dashboard, no dashboard API configured).
 //!
 //! `kci` is found next to `kernelci` (a workspace test run builds both); the fixtures in
 //! `KERNELCI_FIXTURES`, else `../shared/fixtures` beside the repository. Either missing
@@ -77,6 +79,7 @@ struct Fixture {
     builds: BTreeMap<String, Obj>,
     tests: BTreeMap<String, Obj>,
     issues: BTreeMap<(String, u64), Obj>,
+    incidents: BTreeMap<String, Obj>,
 }
 
 impl Fixture {
@@ -89,6 +92,7 @@ impl Fixture {
                 ("checkouts", &mut f.checkouts),
                 ("builds", &mut f.builds),
                 ("tests", &mut f.tests),
+                ("incidents", &mut f.incidents),
             ] {
                 for o in list(name) {
                     let o = o.as_object().unwrap().clone();
@@ -122,6 +126,98 @@ impl Fixture {
             .filter(|t| {
                 let b = self.builds.get(t["build_id"].as_str().unwrap_or(""));
                 b.is_some_and(|b| b["checkout_id"] == checkout) && is_boot(t) == boots
+            })
+            .collect()
+    }
+}
+
+impl Fixture {
+    /// The checkout a build or test belongs to.
+    fn checkout_of(&self, o: &Obj) -> Option<&Obj> {
+        let build = match o.get("checkout_id") {
+            Some(_) => o,
+            None => self.builds.get(s(o, "build_id"))?,
+        };
+        self.checkouts.get(s(build, "checkout_id"))
+    }
+
+    /// The present incidents with the checkout of their build or test.
+    fn incidents_with_checkout(&self) -> Vec<(&Obj, &Obj)> {
+        self.incidents
+            .values()
+            .filter(|i| i.get("present") != Some(&Value::Bool(false)))
+            .filter_map(|i| {
+                let result = match i.get("build_id").and_then(Value::as_str) {
+                    Some(b) => self.builds.get(b)?,
+                    None => self.tests.get(s(i, "test_id"))?,
+                };
+                Some((i, self.checkout_of(result)?))
+            })
+            .collect()
+    }
+
+    /// The (issue, version) pairs first seen in `checkout` among those reported on it: the
+    /// issue's earliest incident (by checkout start time, then commit) is there, of that
+    /// version (`issues --new`).
+    fn new_issues(&self, checkout: &str) -> BTreeSet<(String, u64)> {
+        let incidents = self.incidents_with_checkout();
+        let mut first: BTreeMap<&str, (&str, &str, &str, u64)> = BTreeMap::new();
+        for (i, c) in &incidents {
+            let cand = (
+                s(c, "start_time"),
+                s(c, "git_commit_hash"),
+                s(c, "id"),
+                i["issue_version"].as_u64().unwrap(),
+            );
+            let e = first.entry(s(i, "issue_id")).or_insert(cand);
+            if (cand.0, cand.1) < (e.0, e.1) {
+                *e = cand;
+            }
+        }
+        incidents
+            .iter()
+            .filter(|(_, c)| s(c, "id") == checkout)
+            .map(|(i, _)| (s(i, "issue_id"), i["issue_version"].as_u64().unwrap()))
+            .filter(|(id, v)| first.get(id).is_some_and(|f| f.2 == checkout && f.3 == *v))
+            .map(|(id, v)| (id.to_string(), v))
+            .collect()
+    }
+
+    /// The ids of the builds (or boots) of `checkout` that did not pass and have no
+    /// present incident (`issues --missing`).
+    fn missing(&self, checkout: &str, boots: bool) -> BTreeSet<String> {
+        let explained: BTreeSet<&str> = self
+            .incidents
+            .values()
+            .filter(|i| i.get("present") != Some(&Value::Bool(false)))
+            .filter_map(|i| {
+                let key = if boots { "test_id" } else { "build_id" };
+                i.get(key).and_then(Value::as_str)
+            })
+            .collect();
+        let items = if boots {
+            self.tests_of(checkout, true)
+        } else {
+            self.builds_of(checkout)
+        };
+        items
+            .into_iter()
+            .filter(|o| s(o, "status") != "PASS" && !explained.contains(s(o, "id")))
+            .map(|o| s(o, "id").to_string())
+            .collect()
+    }
+
+    /// The tests on a platform (its name or a compatible), whatever their origin.
+    fn tests_on(&self, platform: &str) -> Vec<&Obj> {
+        self.tests
+            .values()
+            .filter(|t| {
+                let env = t.get("environment");
+                let p = env.and_then(|e| e["misc"]["platform"].as_str());
+                let compatible = env
+                    .and_then(|e| e["compatible"].as_array())
+                    .is_some_and(|l| l.iter().any(|c| c == platform));
+                p == Some(platform) || compatible
             })
             .collect()
     }
@@ -208,6 +304,30 @@ impl Kci {
     }
 }
 
+/// `data` as a gzip file of one stored (uncompressed) deflate block.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let crc = !crc;
+    let len = u16::try_from(data.len()).unwrap();
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255, 1];
+    out.extend(len.to_le_bytes());
+    out.extend((!len).to_le_bytes());
+    out.extend(data);
+    out.extend(crc.to_le_bytes());
+    out.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
+    out
+}
+
 /// Days since 1970-01-01 of a `YYYY-MM-DD...` time (the civil-from-days inverse).
 fn epoch_days(t: &str) -> i64 {
     let num = |r: std::ops::Range<usize>| t.get(r).and_then(|x| x.parse::<i64>().ok()).unwrap();
@@ -238,16 +358,24 @@ fn days_covering(f: &Fixture) -> i64 {
 }
 
 async fn submit_fixtures(base: &str, token: &str, dir: &Path) {
-    let client = reqwest::Client::new();
     for path in json_files(dir) {
+        let what = path.display().to_string();
+        submit(base, token, std::fs::read(&path).unwrap(), &what).await;
+    }
+}
+
+/// Submits one KCIDB document and waits until it is processed.
+async fn submit(base: &str, token: &str, body: Vec<u8>, what: &str) {
+    let client = reqwest::Client::new();
+    {
         let resp = client
             .post(format!("{base}/kcidb/submit"))
             .bearer_auth(token)
-            .body(std::fs::read(&path).unwrap())
+            .body(body)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 200, "{}", path.display());
+        assert_eq!(resp.status().as_u16(), 200, "{what}");
         let id = resp.json::<Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()
@@ -269,7 +397,7 @@ async fn submit_fixtures(base: &str, token: &str, dir: &Path) {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(status, "processed", "{}", path.display());
+        assert_eq!(status, "processed", "{what}");
     }
 }
 
@@ -515,6 +643,191 @@ async fn kci_results_reads_the_dashboard_api() {
         .collect();
     assert_eq!(got, want);
 
+    // hardware builds|boots|tests: a platform with maestro and tuxsuite results.
+    let board = "beaglebone-black";
+    let on_board = f.tests_on(board);
+    assert!(on_board.iter().any(|t| t["origin"] == "tuxsuite"));
+    for (cmd, boots) in [("boots", true), ("tests", false)] {
+        let want: Vec<&Obj> = on_board
+            .iter()
+            .copied()
+            .filter(|t| t["origin"] == "maestro" && is_boot(t) == boots)
+            .collect();
+        let got = kci.json(&["hardware", cmd, "--name", board, "--days", &days, "--json"]);
+        assert_eq!(ids(&got), want_ids(&want), "hardware {cmd}");
+        let n = kci.json(&[
+            "hardware", cmd, "--name", board, "--days", &days, "--status", "fail", "--count",
+            "--json",
+        ]);
+        let fails = want.iter().filter(|t| s(t, "status") == "FAIL").count();
+        assert_eq!(n["count"], fails, "hardware {cmd} --status fail");
+        let table = kci.ok(&["hardware", cmd, "--name", board, "--days", &days]);
+        assert!(table.starts_with("LINK "), "{table}");
+        assert_eq!(table.lines().count(), want.len() + 1, "{table}");
+    }
+    let board_builds: BTreeSet<&str> = on_board.iter().map(|t| s(t, "build_id")).collect();
+    let want: Vec<&Obj> = board_builds
+        .iter()
+        .filter_map(|b| f.builds.get(*b))
+        .filter(|b| b["origin"] == "maestro")
+        .collect();
+    let got = kci.json(&[
+        "hardware", "builds", "--name", board, "--days", &days, "--json",
+    ]);
+    assert_eq!(ids(&got), want_ids(&want), "hardware builds");
+    let (code, _, err) = kci.run(&["hardware", "builds", "--name", board, "--hardware", "x"]);
+    assert_eq!(code, 2, "{err}");
+
+    // --filter FILE (kci-dev's YAML: `.` literal, `*` any text) and --git-branch.
+    let filter = home.join("filter.yaml");
+    std::fs::write(
+        &filter,
+        "hardware:\n  - beaglebone-*\n  - qemu-x86_64\ntest:\n  - baseline.*\n",
+    )
+    .unwrap();
+    let filter = filter.to_str().unwrap();
+    let baseline = |t: &&Obj| s(t, "path").starts_with("baseline.");
+    let want: Vec<&Obj> = on_board
+        .iter()
+        .copied()
+        .filter(|t| t["origin"] == "maestro" && !is_boot(t))
+        .filter(baseline)
+        .collect();
+    assert!(!want.is_empty());
+    let got = kci.json(&[
+        "hardware", "tests", "--name", board, "--days", &days, "--filter", filter, "--json",
+    ]);
+    assert_eq!(ids(&got), want_ids(&want), "hardware tests --filter");
+    let branch_of = |t: &Obj| {
+        f.checkout_of(t)
+            .map(|c| s(c, "git_repository_branch").to_string())
+    };
+    let masters = on_board
+        .iter()
+        .filter(|t| t["origin"] == "maestro" && !is_boot(t))
+        .filter(|t| branch_of(t).as_deref() == Some("master"))
+        .count();
+    let n = kci.json(&[
+        "hardware",
+        "tests",
+        "--name",
+        board,
+        "--days",
+        &days,
+        "--git-branch",
+        "mas?er",
+        "--count",
+        "--json",
+    ]);
+    assert_eq!(n["count"], masters, "hardware tests --git-branch");
+    let (cid, c) = maestro
+        .iter()
+        .max_by_key(|(id, _)| f.tests_of(id, false).len())
+        .unwrap();
+    let at = [
+        "--giturl",
+        s(c, "git_repository_url"),
+        "--branch",
+        s(c, "git_repository_branch"),
+        "--commit",
+        s(c, "git_commit_hash"),
+    ];
+    let on = |more: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = at.iter().map(|x| x.to_string()).collect();
+        v.extend(more.iter().map(|x| x.to_string()));
+        v
+    };
+    let args = on(&["--filter", filter, "--json"]);
+    let mut argv = vec!["tests"];
+    argv.extend(args.iter().map(String::as_str));
+    let got = kci.json(&argv);
+    let want: Vec<&Obj> = f
+        .tests_of(cid, false)
+        .into_iter()
+        .filter(baseline)
+        .filter(|t| {
+            let env = &t["environment"];
+            let p = env["misc"]["platform"].as_str().unwrap_or("");
+            let compat = env["compatible"].as_array().cloned().unwrap_or_default();
+            let hw = |x: &str| x.starts_with("beaglebone-") || x == "qemu-x86_64";
+            hw(p) || compat.iter().any(|c| c.as_str().is_some_and(hw))
+        })
+        .collect();
+    assert_eq!(ids(&got), want_ids(&want), "tests --filter");
+    let branch_glob = format!("{}*", &s(c, "git_repository_branch")[..3]);
+    for (glob, n) in [
+        (branch_glob.as_str(), f.tests_of(cid, false).len()),
+        ("nomatch", 0),
+    ] {
+        let args = on(&["--git-branch", glob, "--count", "--json"]);
+        let mut argv = vec!["tests"];
+        argv.extend(args.iter().map(String::as_str));
+        assert_eq!(kci.json(&argv)["count"], n, "tests --git-branch {glob}");
+    }
+
+    // issues --new (first seen in the checkout) and --missing (no issue) per checkout.
+    let key_set = |v: &Value| -> BTreeSet<(String, u64)> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_string(),
+                    i["version"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let mut any_new = false;
+    for (id, c) in &maestro {
+        let at = [
+            "--giturl",
+            s(c, "git_repository_url"),
+            "--branch",
+            s(c, "git_repository_branch"),
+            "--commit",
+            s(c, "git_commit_hash"),
+        ];
+        let mut argv = vec!["issues", "--new", "--json"];
+        argv.extend(at);
+        let want = f.new_issues(id);
+        any_new |= !want.is_empty();
+        assert_eq!(key_set(&kci.json(&argv)), want, "{id} issues --new");
+        let mut argv = vec!["issues", "--missing", "--json"];
+        argv.extend(at);
+        let got = kci.json(&argv);
+        for (key, boots) in [("builds", false), ("boots", true)] {
+            assert_eq!(ids(&got[key]), f.missing(id, boots), "{id} --missing {key}");
+        }
+        let mut argv = vec!["issues", "--missing", "--boots", "--json"];
+        argv.extend(at);
+        let got = kci.json(&argv);
+        assert!(got.get("builds").is_none(), "{got}");
+        assert_eq!(ids(&got["boots"]), f.missing(id, true));
+        let mut argv = vec!["issues", "--missing", "--builds"];
+        argv.extend(at);
+        let table = kci.ok(&argv);
+        let n = f.missing(id, false).len();
+        assert!(
+            table.starts_with(&format!("builds without an issue: {n}")),
+            "{table}"
+        );
+    }
+    assert!(any_new, "no checkout has a new issue");
+    // Without a checkout: the latest checkout of every tree in the window.
+    let mut want = BTreeSet::new();
+    for (url, branch) in &branches {
+        let (id, _) = maestro
+            .iter()
+            .filter(|(_, c)| s(c, "git_repository_url") == *url)
+            .filter(|(_, c)| s(c, "git_repository_branch") == *branch)
+            .max_by_key(|(_, c)| s(c, "start_time"))
+            .unwrap();
+        want.extend(f.new_issues(id));
+    }
+    let got = kci.json(&["issues", "--new", "--days", &days, "--json"]);
+    assert_eq!(key_set(&got), want, "issues --new (all trees)");
+
     // compare: the two maestro checkouts of a branch, newest is HEAD.
     let mut by_branch: BTreeMap<(&str, &str), Vec<&Obj>> = BTreeMap::new();
     for (_, c) in &maestro {
@@ -553,6 +866,111 @@ async fn kci_results_reads_the_dashboard_api() {
     let (code, _, err) = kci.run(&["tree-report", "--giturl", url, "--branch", branch]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("age window"), "{err}");
+
+    // --download-logs: logs served here over HTTP (one gzip, one plain, one missing, one
+    // not http), named by a small extra submission.
+    let log_text = "build log line 1\nbuild log line 2\n";
+    let test_text = "boot log\n";
+    let gz = gzip_stored(log_text.as_bytes());
+    let app = axum::Router::new()
+        .route(
+            "/logs/build.log.gz",
+            axum::routing::get(move || {
+                let gz = gz.clone();
+                async move { gz }
+            }),
+        )
+        .route(
+            "/logs/boot.log",
+            axum::routing::get(move || async move { test_text }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let logs = format!("http://{}/logs", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let commit = "1234567890abcdef1234567890abcdef12345678";
+    let (giturl, branch) = ("https://example.org/logs.git", "main");
+    let build = |id: &str, config: &str, log: &str| {
+        serde_json::json!({"id": id, "origin": "logs", "checkout_id": "logs:checkout",
+            "architecture": "x86_64", "compiler": "gcc-14", "config_name": config,
+            "status": "FAIL", "start_time": "2025-03-05T10:00:00+00:00", "log_url": log})
+    };
+    let doc = serde_json::json!({
+        "version": {"major": 5, "minor": 3},
+        "checkouts": [{"id": "logs:checkout", "origin": "logs", "tree_name": "logs",
+            "git_repository_url": giturl, "git_repository_branch": branch,
+            "git_commit_hash": commit, "start_time": "2025-03-05T09:00:00+00:00",
+            "valid": true}],
+        "builds": [
+            build("logs:build1", "defconfig", &format!("{logs}/build.log.gz")),
+            build("logs:build2", "tinyconfig", &format!("{logs}/missing.log.gz")),
+            build("logs:build3", "allnoconfig", "ftp://127.0.0.1/build.log"),
+        ],
+        "tests": [{"id": "logs:boot1", "origin": "logs", "build_id": "logs:build1",
+            "path": "boot", "status": "PASS", "start_time": "2025-03-05T11:00:00+00:00",
+            "log_url": format!("{logs}/boot.log"),
+            "environment": {"misc": {"platform": "logs-board"}}}],
+    });
+    submit(
+        &server.base,
+        token.trim(),
+        serde_json::to_vec(&doc).unwrap(),
+        "logs document",
+    )
+    .await;
+    let cwd = home.canonicalize().unwrap();
+    let at = [
+        "--origin", "logs", "--giturl", giturl, "--branch", branch, "--commit", commit,
+    ];
+    let with = |cmd: &str, more: &[&str]| -> Vec<String> {
+        let mut v = vec![cmd.to_string()];
+        v.extend(at.iter().chain(more).map(|x| x.to_string()));
+        v
+    };
+    let argv = with(
+        "builds",
+        &["--config", "defconfig", "--download-logs", "--json"],
+    );
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (code, out, err) = kci.run(&argv);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("log 1/1"), "{err}");
+    let file = format!("defconfig-x86_64-gcc-14-{commit}.log");
+    assert_eq!(std::fs::read_to_string(cwd.join(&file)).unwrap(), log_text);
+    let got: Value = serde_json::from_str(out.trim()).unwrap();
+    let path = format!("file://{}", cwd.join(&file).display());
+    assert_eq!(got[0]["log"], path.as_str());
+    // One build, one boot: kci-dev's names (the id, `:` dropped).
+    kci.ok(&["build", "--id", "logs:build1", "--download-logs"]);
+    let file = format!("defconfig-x86_64-gcc-14-{commit}-logsbuild1.log");
+    assert_eq!(std::fs::read_to_string(cwd.join(file)).unwrap(), log_text);
+    let one = kci.json(&["boot", "--id", "logs:boot1", "--download-logs", "--json"]);
+    let file = "logs-board__boot__defconfig-x86_64-gcc-14-logsboot1.log";
+    assert_eq!(std::fs::read_to_string(cwd.join(file)).unwrap(), test_text);
+    assert_eq!(
+        one["log"],
+        format!("file://{}", cwd.join(file).display()).as_str()
+    );
+    let argv = with("boots", &["--download-logs"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let table = kci.ok(&argv);
+    let file = format!("logs-board__boot__defconfig-x86_64-gcc-14-{commit}.log");
+    assert_eq!(std::fs::read_to_string(cwd.join(&file)).unwrap(), test_text);
+    assert!(table.lines().next().unwrap().ends_with("LOG"), "{table}");
+    // A missing log and a non-http one: reported, the rest saved, exit 1 at the end.
+    std::fs::remove_file(cwd.join(format!("defconfig-x86_64-gcc-14-{commit}.log"))).unwrap();
+    let argv = with("builds", &["--download-logs", "--json"]);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (code, out, err) = kci.run(&argv);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("HTTP 404") && err.contains("not an http(s) URL"),
+        "{err}"
+    );
+    assert!(err.contains("2 of 3 logs could not be downloaded"), "{err}");
+    let got: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(got.as_array().unwrap().len(), 3, "{got}");
+    let file = format!("defconfig-x86_64-gcc-14-{commit}.log");
+    assert_eq!(std::fs::read_to_string(cwd.join(file)).unwrap(), log_text);
 
     // The dashboard unreachable: exit 3.
     let port = common::free_port();

@@ -135,6 +135,11 @@ impl Dash {
         }
     }
 
+    /// `GET path?query` as it comes, a 200 `{"error": ...}` included.
+    pub fn get_raw(&self, path: &str, query: &[(String, String)]) -> Result<Value, Fail> {
+        Ok(self.svc.get(path, query)?)
+    }
+
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, Fail> {
         Ok(self.svc.post(path, body)?)

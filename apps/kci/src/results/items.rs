@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::client::{Dash, Fail, enc, text};
+use super::download::{self, Logs};
 use super::lists::{build_json, test_json};
 use super::view::outln;
 use super::view::{self, Tone};
@@ -16,6 +17,20 @@ pub struct ItemArgs {
     /// JSON output (kci-dev's fields).
     #[arg(long)]
     json: bool,
+    /// Save the result's log in the current directory (kci-dev's file name); exit 1 if it
+    /// fails.
+    #[arg(long)]
+    download_logs: bool,
+}
+
+/// Saves the log when asked: its `file://` path (if saved) and the exit code.
+fn download(a: &ItemArgs, item: &Value, name: &str) -> Result<(Option<String>, u8), Fail> {
+    if !a.download_logs {
+        return Ok((None, 0));
+    }
+    let mut logs = Logs::new(1)?;
+    let path = logs.fetch(item, name);
+    Ok((path, logs.code()))
 }
 
 fn fetch(dash: &Dash, kind: &str, id: &str) -> Result<Value, Fail> {
@@ -51,9 +66,14 @@ fn print_fields(dash: &Dash, fields: &[(&str, String)]) {
 /// `build --id`.
 pub fn build(dash: &Dash, a: &ItemArgs) -> Result<u8, Fail> {
     let b = fetch(dash, "build", &a.id)?;
+    let (saved, code) = download(a, &b, &download::build_name(&b))?;
     if a.json {
-        view::print_json(&build_json(dash, &b));
-        return Ok(0);
+        let mut v = build_json(dash, &b);
+        if let Some(path) = &saved {
+            v["log"] = path.clone().into();
+        }
+        view::print_json(&v);
+        return Ok(code);
     }
     let mut fields = vec![
         ("id", text(&b, "id")),
@@ -73,21 +93,26 @@ pub fn build(dash: &Dash, a: &ItemArgs) -> Result<u8, Fail> {
         ("start_time", text(&b, "start_time")),
         ("duration", text(&b, "duration")),
         ("config_url", text(&b, "config_url")),
-        ("log", text(&b, "log_url")),
+        ("log", saved.unwrap_or_else(|| text(&b, "log_url"))),
     ];
     if let Some(link) = dash.link("build", &a.id) {
         fields.push(("dashboard", link));
     }
     print_fields(dash, &fields);
-    Ok(0)
+    Ok(code)
 }
 
 /// `boot --id` and `test --id`.
 pub fn test(dash: &Dash, a: &ItemArgs) -> Result<u8, Fail> {
     let t = fetch(dash, "test", &a.id)?;
+    let (saved, code) = download(a, &t, &download::test_name(&t, &text(&t, "id")))?;
     if a.json {
-        view::print_json(&test_json(dash, &t));
-        return Ok(0);
+        let mut v = test_json(dash, &t);
+        if let Some(path) = &saved {
+            v["log"] = path.clone().into();
+        }
+        view::print_json(&v);
+        return Ok(code);
     }
     let compatibles: Vec<&str> = t["environment_compatible"]
         .as_array()
@@ -114,11 +139,11 @@ pub fn test(dash: &Dash, a: &ItemArgs) -> Result<u8, Fail> {
         ("build_id", text(&t, "build_id")),
         ("start_time", text(&t, "start_time")),
         ("runtime", text(&t["misc"], "runtime")),
-        ("log", text(&t, "log_url")),
+        ("log", saved.unwrap_or_else(|| text(&t, "log_url"))),
     ];
     if let Some(link) = dash.link("test", &a.id) {
         fields.push(("dashboard", link));
     }
     print_fields(dash, &fields);
-    Ok(0)
+    Ok(code)
 }

@@ -5,16 +5,19 @@
 //! `--history`: `tree/{commit}/commits`), `builds`, `boots`, `tests`
 //! (`tree/{commit}/builds|boots|tests`), `build --id`, `boot --id`, `test --id`
 //! (`build/{id}`, `test/{id}`), `issues` (`issue/`, or a checkout's issues from its summary
-//! and `issue/{id}`), `issue --id` (`issue/{id}[/builds|/tests]`), `hardware list`
-//! (`hardware/`), `hardware summary` (`POST hardware/{name}/summary`), `compare` (the
-//! builds, boots and tests of two commits, and `tree-report/` for history) and `tree-report`.
+//! and `issue/{id}`; `--new`: `POST issue/extras/`; `--missing`: `build/{id}/issues`,
+//! `test/{id}/issues`), `issue --id` (`issue/{id}[/builds|/tests]`), `hardware list`
+//! (`hardware/`), `hardware summary|builds|boots|tests` (`POST hardware/{name}/...`),
+//! `compare` (the builds, boots and tests of two commits, and `tree-report/` for history)
+//! and `tree-report`.
 //!
 //! The API base: `--dashboard-api URL`, else the instance's `dashboard_api`, else the
 //! settings' top-level `dashboard_api`; none is an error (exit 2) saying how to set one
 //! (kci-dev falls back to the public dashboard.kernelci.org; we never do). Links to the
 //! web dashboard (`{dashboard}/build/{id}`...) are shown when the instance has `dashboard`.
 //!
-//! Exit codes: 0 ok; 1 `compare` found a regression (kci-dev's); 2 bad input, an unknown
+//! Exit codes: 0 ok; 1 `compare` found a regression (kci-dev's), or a `--download-logs`
+//! download failed (reported on stderr; the output is still printed); 2 bad input, an unknown
 //! id or commit (HTTP 404) or a refused query (400), or an incomplete `compare`; 3 the API
 //! could not be reached or failed (5xx).
 //!
@@ -43,12 +46,36 @@
 //!   the compatibles in `name`); `--days` sets its window (kci-dev: always 7 days).
 //! - `compare` treats a branch without a checkout in the tree report's age window as
 //!   having no history (kci-dev marks the comparison incomplete and exits 2).
-//! - Not implemented: `--download-logs`, `--filter FILE`, `--git-branch`, `issues --new`
-//!   and `--missing`, `gate`, `hardware builds|boots|tests`.
+//! - `--git-branch` (kci-dev: an fnmatch on each result's `git_repository_branch`, never
+//!   sent to the API) and `--filter FILE` are applied here, as in kci-dev. The filter file
+//!   (see `filters`) is read with the scheduler's YAML parser; its lists must be lists of
+//!   patterns (an error, exit 2, otherwise), and `builds --filter` applies its `tree` list
+//!   (kci-dev ignores the file for builds; `hardware` and `test` cannot apply to a build).
+//! - `hardware builds|boots|tests` take `--days` (default 7; kci-dev: always 7) and apply
+//!   every filter here, as kci-dev does, with `--limit`/`--offset`. The API's
+//!   `hardware/{name}/builds` ignores `origin` (it gives the builds of the platform's tests
+//!   of any origin), so builds of another origin than `--origin` are dropped here.
+//! - `--download-logs` (see `download`): kci-dev's file names in the current directory, a
+//!   progress line per log on stderr, http(s) only; a body that is not gzip is saved as it
+//!   is (kci-dev fails); a failed log keeps its URL in the output and makes the command
+//!   exit 1 at the end (kci-dev exits 0). Tables get a LOG column with the saved file.
+//! - `issues --new` and `--missing` use the checkout given by `--giturl`/`--branch`/
+//!   `--commit`, `--latest` or `--git-folder` (kci-dev: only when all three of
+//!   giturl/branch/commit are given), else the latest checkout of every tree of the last
+//!   `--days` (default 5). The tree name compared with the first incident's is `--tree`,
+//!   else looked up in the tree listing of the last 7 days, then of all time (kci-dev: 7
+//!   days only). `--new` and `--missing` cannot be combined; `--builds` and `--boots`
+//!   together mean both (kci-dev: builds only). `--missing --json` prints
+//!   `{"builds": [...], "boots": [...]}` (`tree`, `giturl`, `commit`, `id`, `status`,
+//!   `dashboard`); kci-dev has no JSON there and prints its raw rows. A checkout's issue
+//!   table marks the issues first seen there with `[NEW]`, as kci-dev does.
+//! - Not implemented: `gate`.
 
 mod checkout_args;
 pub(crate) mod client;
 mod compare;
+mod download;
+mod filters;
 mod issues;
 mod items;
 mod lists;

@@ -1,5 +1,5 @@
 //! `kci results trees`, `summary`, `hardware list|summary` and `tree-report`: counts and
-//! listings.
+//! listings (`hardware builds|boots|tests` are in `lists`).
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
@@ -40,6 +40,12 @@ pub enum HardwareCmd {
     List(HardwareListArgs),
     /// Pass/fail/inconclusive counts of a platform's results.
     Summary(HardwareSummaryArgs),
+    /// The builds of a platform's tests.
+    Builds(super::lists::HardwareListArgs),
+    /// A platform's boots.
+    Boots(super::lists::HardwareListArgs),
+    /// A platform's tests (other than boots).
+    Tests(super::lists::HardwareListArgs),
 }
 
 /// The options of `hardware list`.
@@ -245,9 +251,13 @@ fn window(days: u32) -> (String, String) {
     (since.timestamp().to_string(), now.timestamp().to_string())
 }
 
-/// `hardware list|summary`.
+/// `hardware list|summary|builds|boots|tests`.
 pub fn hardware(dash: &Dash, cmd: &HardwareCmd) -> Result<u8, Fail> {
+    use super::lists::{self, Kind};
     match cmd {
+        HardwareCmd::Builds(a) => lists::hardware(dash, a, Kind::Build),
+        HardwareCmd::Boots(a) => lists::hardware(dash, a, Kind::Boot),
+        HardwareCmd::Tests(a) => lists::hardware(dash, a, Kind::Test),
         HardwareCmd::List(a) => {
             let (since, until) = window(a.days);
             let reply = dash.get(
