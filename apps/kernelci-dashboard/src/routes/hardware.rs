@@ -100,7 +100,7 @@ pub async fn details(State(db): State<KcidbDb>, uri: Uri, body: axum::body::Byte
     };
     match what.as_str() {
         "builds" => {
-            let rows = query::results::builds(&db, &scope, &[]).await?;
+            let rows = query::results::builds(&db, &scope, &filters).await?;
             let list: Vec<Value> = rows.iter().map(build_item).collect();
             Ok(ok(json!({ "builds": list })))
         }
@@ -115,7 +115,7 @@ pub async fn details(State(db): State<KcidbDb>, uri: Uri, body: axum::body::Byte
             Ok(ok(json!({ what.as_str(): list })))
         }
         "summary" => {
-            let builds = query::results::builds(&db, &scope, &[]).await?;
+            let builds = query::results::builds(&db, &scope, &filters).await?;
             let boots =
                 query::results::tests(&db, &scope, Some(ResultKind::Boot), &filters).await?;
             let tests =
