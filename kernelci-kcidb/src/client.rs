@@ -368,8 +368,8 @@ impl Client {
     }
 }
 
-/// An error and its sources, `a: b: c`.
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources, `a: b: c` (reqwest's own message hides the cause).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

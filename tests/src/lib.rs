@@ -39,6 +39,34 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
+/// The shared fixtures folder: `$KERNELCI_FIXTURES`, else `../shared/fixtures` beside the
+/// repository (where CI puts it).
+pub fn fixtures_root() -> std::path::PathBuf {
+    match std::env::var_os("KERNELCI_FIXTURES") {
+        Some(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
+    }
+}
+
+/// The fixture folder `sub` (e.g. `kcidb/small`), or `None` with a message when it is
+/// missing outside CI; under CI a missing folder fails the test.
+pub fn fixture_dir(sub: &str) -> Option<std::path::PathBuf> {
+    let dir = fixtures_root().join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !in_ci(),
+        "fixtures not found at {} (set KERNELCI_FIXTURES)",
+        dir.display()
+    );
+    eprintln!(
+        "skipping: fixtures not found at {} (set KERNELCI_FIXTURES)",
+        dir.display()
+    );
+    None
+}
+
 /// A database that exists for one test.
 pub struct TestDb {
     /// Its URL.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kernelci_kcidb::client::error_chain;
 use serde_json::Value;
 
 /// Why a request failed, mapped to kci's exit codes by the commands.
@@ -193,16 +194,4 @@ impl Maestro {
                 reason: "not a count".into(),
             })
     }
-}
-
-/// An error and its sources, `a: b: c`.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

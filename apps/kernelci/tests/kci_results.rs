@@ -42,24 +42,7 @@ fn kci_bin() -> Option<PathBuf> {
 }
 
 fn fixtures() -> Option<PathBuf> {
-    let root = match std::env::var_os("KERNELCI_FIXTURES") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-    };
-    let dir = root.join("kcidb/small");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !in_ci(),
-        "KCIDB fixtures not found at {} (set KERNELCI_FIXTURES)",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: KCIDB fixtures not found at {} (set KERNELCI_FIXTURES)",
-        dir.display()
-    );
-    None
+    kernelci_tests::fixture_dir("kcidb/small")
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {

@@ -8,35 +8,12 @@ use std::path::{Path, PathBuf};
 
 use kernelci_dashboard::dashboard_router;
 use kernelci_kcidb::db::KcidbDb;
-use kernelci_tests::{TestDb, in_ci};
+use kernelci_tests::TestDb;
 use serde_json::{Map, Value};
 
-/// The shared fixtures folder: `$KERNELCI_FIXTURES`, else `../shared/fixtures` from the
-/// repository root.
-pub fn fixtures_root() -> PathBuf {
-    match std::env::var_os("KERNELCI_FIXTURES") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-    }
-}
-
-/// `kcidb/small`, or `None` (with a message) when missing outside CI; under CI a missing
-/// folder fails the test.
+/// `kcidb/small` (see [`kernelci_tests::fixture_dir`] for the skip rule).
 pub fn small_fixtures() -> Option<PathBuf> {
-    let dir = fixtures_root().join("kcidb/small");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !in_ci(),
-        "KCIDB fixtures not found at {} (set KERNELCI_FIXTURES)",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: KCIDB fixtures not found at {} (set KERNELCI_FIXTURES)",
-        dir.display()
-    );
-    None
+    kernelci_tests::fixture_dir("kcidb/small")
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
