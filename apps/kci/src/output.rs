@@ -41,6 +41,52 @@ impl Paint {
     }
 }
 
+/// A spinner on standard error while a request runs: only on a terminal, and only once the
+/// request has taken 300 ms. Stopped (and its line cleared) when dropped.
+pub struct Spinner {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    /// Starts one labelled `label`.
+    pub fn start(label: &str) -> Spinner {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let thread = std::io::stderr().is_terminal().then(|| {
+            let stop = stop.clone();
+            let label = label.to_string();
+            std::thread::spawn(move || {
+                let frames = ['|', '/', '-', '\\'];
+                let mut shown = false;
+                for i in 0usize.. {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if i >= 2 {
+                        eprint!("\r{} {label}", frames[i % frames.len()]);
+                        shown = true;
+                    }
+                }
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+            })
+        });
+        Spinner { stop, thread }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Renders rows as columns padded to the widest cell (by characters).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

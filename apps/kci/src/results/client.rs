@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::Global;
 use crate::maestro::{ApiError, Service};
-use crate::output::Paint;
+use crate::output::{Paint, Spinner};
 
 /// Why a command stopped: the exit code and the message for stderr.
 #[derive(Debug)]
@@ -126,6 +126,7 @@ impl Dash {
     /// `GET path?query`; a 200 reply `{"error": ...}` (upstream's way of saying "none")
     /// is an error too.
     pub fn get(&self, path: &str, query: &[(String, String)]) -> Result<Value, Fail> {
+        let _spinner = Spinner::start(path);
         let v = self.svc.get(path, query)?;
         match v.get("error").and_then(Value::as_str) {
             Some(e) if v.as_object().is_some_and(|m| m.len() == 1) => {
@@ -137,11 +138,13 @@ impl Dash {
 
     /// `GET path?query` as it comes, a 200 `{"error": ...}` included.
     pub fn get_raw(&self, path: &str, query: &[(String, String)]) -> Result<Value, Fail> {
+        let _spinner = Spinner::start(path);
         Ok(self.svc.get(path, query)?)
     }
 
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, Fail> {
+        let _spinner = Spinner::start(path);
         Ok(self.svc.post(path, body)?)
     }
 
