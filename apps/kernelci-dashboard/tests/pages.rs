@@ -51,6 +51,7 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     // Issues are windowed by when they were loaded (now).
     queue.push_back("/issues".into());
     queue.push_back("/hardware".into());
+    queue.push_back(format!("/hardware?origin=maestro&interval_in_days={days}"));
     queue.push_back(format!("/regressions?interval_in_days={days}"));
     let mut seen: BTreeSet<String> = queue.iter().cloned().collect();
     let mut pages = 0;
@@ -65,7 +66,7 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
             "GET {path}: no kci command"
         );
         pages += 1;
-        for k in ["/tree/", "/build/", "/test/", "/issue/"] {
+        for k in ["/tree/", "/build/", "/test/", "/issue/", "/hardware/"] {
             if path.starts_with(k) {
                 kinds.insert(k);
             }
@@ -85,8 +86,8 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     }
     assert_eq!(
         kinds.len(),
-        5,
-        "checkout, compare, build, test and issue pages reached: {kinds:?}"
+        6,
+        "checkout, compare, build, test, issue and hardware pages reached: {kinds:?}"
     );
     assert!(pages > 50, "only {pages} pages");
     eprintln!("crawled {pages} pages");

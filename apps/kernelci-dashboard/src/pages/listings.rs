@@ -137,7 +137,14 @@ pub async fn hardware(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> Pag
         .iter()
         .map(|h| {
             vec![
-                esc(&h.platform),
+                link(
+                    &format!(
+                        "/hardware/{}?origin={}&interval_in_days={days}",
+                        enc(&h.platform),
+                        enc(&origin)
+                    ),
+                    &h.platform,
+                ),
                 esc(&h.compatibles.iter().cloned().collect::<Vec<_>>().join(", ")),
                 count_pills(&h.builds),
                 count_pills(&h.boots),
@@ -155,4 +162,71 @@ pub async fn hardware(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> Pag
     );
     let kci = format!("kci results hardware list --origin {origin}");
     Ok(Html(page("Hardware", "/hardware", &body, Some(&kci))))
+}
+
+/// `/hardware/{name}`: a platform's (or compatible's) builds, boots and tests in the window,
+/// with summary cards and the table of the selected tab.
+pub async fn hardware_detail(
+    State(db): State<KcidbDb>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    use kernelci_kcidb::query::results::{self, Scope};
+    use kernelci_kcidb::query::{Filter, ResultKind, StatusCounts};
+    let params = Params::parse(raw.as_deref());
+    let origin = params.origin().to_string();
+    let days = params.int("interval_in_days", 1, 36_500)?.unwrap_or(7);
+    let since = params.since_days(7)?;
+    let scope = Scope::Hardware {
+        name: name.clone(),
+        since,
+        until: Utc::now(),
+    };
+    let mut filters = params.filters()?;
+    filters.extend(Filter::from_param("origin", std::slice::from_ref(&origin))?);
+    let builds = results::builds(&db, &scope, &filters).await?;
+    let boots = results::tests(&db, &scope, Some(ResultKind::Boot), &filters).await?;
+    let tests = results::tests(&db, &scope, Some(ResultKind::Test), &filters).await?;
+    let mut counts = [StatusCounts::default(); 3];
+    builds.iter().for_each(|b| counts[0].add(b.build.status, 1));
+    boots.iter().for_each(|t| counts[1].add(t.test.status, 1));
+    tests.iter().for_each(|t| counts[2].add(t.test.status, 1));
+    let tab = match params.get("tab") {
+        Some("builds") => 0,
+        Some("tests") => 2,
+        _ => 1,
+    };
+    let mut out = String::from("<div class=\"cards\">");
+    for (i, label) in ["Builds", "Boots", "Tests"].iter().enumerate() {
+        out.push_str(&format!(
+            "<div class=\"card\"><h3>{label} ({})</h3>{}</div>",
+            counts[i].total(),
+            super::html::status_bar(&counts[i])
+        ));
+    }
+    out.push_str("</div><p class=\"tabs\">");
+    for (i, tab_name) in ["builds", "boots", "tests"].iter().enumerate() {
+        let class = if i == tab { " class=\"on\"" } else { "" };
+        out.push_str(&format!(
+            "<a{class} href=\"/hardware/{}?origin={}&amp;interval_in_days={days}&amp;tab={tab_name}\">{tab_name}</a>",
+            enc(&name),
+            enc(&origin)
+        ));
+    }
+    out.push_str("</p>");
+    out.push_str(&match tab {
+        0 => super::tree::builds_table(&builds),
+        1 => super::tree::tests_table(&boots),
+        _ => super::tree::tests_table(&tests),
+    });
+    let kci = format!(
+        "kci results hardware {} --name {name} --origin {origin} --days {days}",
+        ["builds", "boots", "tests"][tab]
+    );
+    Ok(Html(page(
+        &format!("Hardware {name}"),
+        "/hardware",
+        &out,
+        Some(&kci),
+    )))
 }

@@ -3,7 +3,7 @@
 //! (a checkout: summary, the branch's recent commits as a chart, Builds / Boots / Tests tabs,
 //! filters), `/tree/{tree}/{branch}/compare` (two revisions), `/build/{id}`,
 //! `/test/{id}`, `/log/build|test/{id}` (the log with its logspec findings), `/issues`,
-//! `/issue/{id}`, `/hardware`, `/regressions`. Parameters are the API's
+//! `/issue/{id}`, `/hardware`, `/hardware/{name}`, `/regressions`. Parameters are the API's
 //! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
 //! page shows the `kci results` command for the same data.
 
@@ -37,6 +37,7 @@ pub fn page_routes() -> Router<KcidbDb> {
         .route("/issues", get(listings::issues))
         .route("/issue/{*id}", get(items::issue))
         .route("/hardware", get(listings::hardware))
+        .route("/hardware/{*name}", get(listings::hardware_detail))
         .route("/regressions", get(regressions::regressions))
 }
 

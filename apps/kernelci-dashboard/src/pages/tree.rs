@@ -220,7 +220,8 @@ fn filter_form(commit: &str, params: &Params, tab: usize) -> String {
     out
 }
 
-fn builds_table(builds: &[results::BuildRow]) -> String {
+/// The builds table (shared with the hardware page).
+pub(super) fn builds_table(builds: &[results::BuildRow]) -> String {
     let rows: Vec<Vec<String>> = builds
         .iter()
         .map(|r| {
@@ -244,7 +245,8 @@ fn builds_table(builds: &[results::BuildRow]) -> String {
     )
 }
 
-fn tests_table(tests: &[results::TestRow]) -> String {
+/// The boots or tests table, grouped by the first segment of the path.
+pub(super) fn tests_table(tests: &[results::TestRow]) -> String {
     // Grouped by the first segment of the path, like the dashboard's tree of paths.
     let mut groups: BTreeMap<String, Vec<&results::TestRow>> = BTreeMap::new();
     for t in tests {
