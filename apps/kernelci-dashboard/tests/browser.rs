@@ -83,6 +83,11 @@ async fn chromium_renders_every_view() {
             format!("/tree/{commit}?origin={origin}&tab=tests"),
             "Tests (",
         ),
+        // A filter changes what is shown.
+        (
+            format!("/tree/{commit}?origin={origin}&tab=tests&filter_architecture=nonexistent"),
+            "Nothing here.",
+        ),
         (format!("/build/{}", enc(build_id)), "Build "),
         (format!("/test/{}", enc(test_id)), "Log"),
         (format!("/issue/{}", enc(issue_id)), "Issue "),

@@ -276,6 +276,15 @@ async fn regressions_page_lists_pass_to_fail_between_the_last_two_commits() {
     let pass = row.find(">PASS<").unwrap();
     let fail = row.find(">FAIL<").unwrap();
     assert!(pass < fail, "oldest first: {row}");
+    // The hardware filter of the checkout page narrows the boots shown.
+    let boots = format!("/tree/{}?origin=lab&tab=boots", commit(1));
+    let (_, _, html) = get(&server.base, &format!("{boots}&filter_hardware=qemu-x86")).await;
+    assert!(html.contains("href=\"/test/lab%3At1-boot\""), "{html}");
+    let (_, _, html) = get(&server.base, &format!("{boots}&filter_hardware=rpi4")).await;
+    assert!(
+        html.contains("Nothing here.") && html.contains("value=\"rpi4\""),
+        "{html}"
+    );
     // The same list as JSON.
     let (code, api) = server.get("regressions/?origin=lab").await;
     assert_eq!(code, 200);

@@ -16,12 +16,17 @@ use crate::ApiError;
 use crate::params::Params;
 
 /// The filters offered as inputs: (query parameter, label).
-const FILTER_INPUTS: [(&str, &str); 5] = [
+const FILTER_INPUTS: [(&str, &str); 10] = [
     ("filter_architecture", "arch"),
     ("filter_config_name", "config"),
     ("filter_compiler", "compiler"),
-    ("filter_test.path_like", "path (like)"),
+    ("filter_hardware", "hardware"),
+    ("filter_lab", "lab"),
+    ("filter_build.status", "build status"),
+    ("filter_boot.status", "boot status"),
     ("filter_test.status", "test status"),
+    ("filter_boot.path_like", "boot path (like)"),
+    ("filter_test.path_like", "test path (like)"),
 ];
 
 /// Renders the checkout page.
