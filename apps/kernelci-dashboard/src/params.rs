@@ -118,6 +118,85 @@ impl Params {
     }
 }
 
+/// A cursor page request: `page_size`, and the `cursor` a previous page returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorPage {
+    /// Items per page.
+    pub size: usize,
+    /// The id of the last item already seen (decoded from the cursor).
+    pub after: Option<String>,
+}
+
+impl Params {
+    /// `page_size` and `cursor` when the client asks for cursor pages.
+    pub fn cursor(&self) -> Result<Option<CursorPage>, ApiError> {
+        let Some(size) = self.int("page_size", 1, 100_000)? else {
+            if self.get("cursor").is_some() {
+                return Err(ApiError::BadRequest("cursor: needs page_size".into()));
+            }
+            return Ok(None);
+        };
+        let after = match self.get("cursor") {
+            None => None,
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                ApiError::BadRequest(format!("cursor: {c:?} is not a cursor from this API"))
+            })?),
+        };
+        Ok(Some(CursorPage {
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+            after,
+        }))
+    }
+}
+
+/// A cursor: the last item's id, hex-encoded (opaque to clients).
+pub fn encode_cursor(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(c: &str) -> Option<String> {
+    if !c.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..c.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// Applies a cursor page to a list of items with an `id`, in the list's (stable) order:
+/// the items after the cursor's id, at most `size`, and the cursor of the next page when
+/// more remain. A cursor whose item is gone is a 400 (start again without it).
+pub fn cursor_paginate(
+    items: Vec<serde_json::Value>,
+    page: &CursorPage,
+) -> Result<(Vec<serde_json::Value>, Option<String>), ApiError> {
+    let start = match &page.after {
+        None => 0,
+        Some(id) => {
+            items
+                .iter()
+                .position(|v| v.get("id").and_then(serde_json::Value::as_str) == Some(id))
+                .ok_or_else(|| {
+                    ApiError::BadRequest("cursor: its item is no longer in the list".into())
+                })?
+                + 1
+        }
+    };
+    let total = items.len();
+    let out: Vec<serde_json::Value> = items.into_iter().skip(start).take(page.size).collect();
+    let next = (start + out.len() < total)
+        .then(|| {
+            out.last()
+                .and_then(|v| v.get("id"))
+                .and_then(serde_json::Value::as_str)
+        })
+        .flatten()
+        .map(encode_cursor);
+    Ok((out, next))
+}
+
 /// Applies `page` (offset, limit) to a list.
 pub fn paginate<T>(items: Vec<T>, page: Option<(usize, usize)>) -> Vec<T> {
     match page {

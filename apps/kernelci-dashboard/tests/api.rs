@@ -407,3 +407,63 @@ async fn dashboard_api_answers_match_the_fixtures() {
     let schema = server.ok("schema/").await;
     assert!(schema["paths"]["/api/tree/"].is_object());
 }
+
+/// Cursor pages (`page_size`, then each reply's `X-Next-Cursor`) walk the same list as the
+/// whole reply, in order, without repeats; a bad cursor is a 400.
+#[tokio::test]
+async fn cursor_pages_cover_the_list() {
+    let Some(dir) = small_fixtures() else { return };
+    let fixture = Fixture::read(&dir);
+    let server = Server::start(TestDb::new().await, &dir).await;
+    // The checkout with the most tests.
+    let (checkout, _) = fixture
+        .checkouts
+        .iter()
+        .max_by_key(|(id, _)| fixture.test_counts(id, false).values().sum::<u64>())
+        .unwrap();
+    let c = &fixture.checkouts[checkout];
+    let base = format!(
+        "tree/{}/tests?origin={}&git_url={}&git_branch={}",
+        c["git_commit_hash"].as_str().unwrap(),
+        c["origin"].as_str().unwrap(),
+        enc(c["git_repository_url"].as_str().unwrap()),
+        enc(c["git_repository_branch"].as_str().unwrap())
+    );
+    let whole = server.ok(&base).await;
+    let all: Vec<&str> = whole["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert!(all.len() > 20, "{} tests", all.len());
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = format!("{}/api/{base}&page_size=7", server.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let resp = reqwest::get(&url).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        cursor = resp
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().unwrap().to_string());
+        let page: serde_json::Value = resp.json().await.unwrap();
+        let items = page["tests"].as_array().unwrap();
+        assert!(items.len() <= 7 && !items.is_empty());
+        seen.extend(items.iter().map(|t| t["id"].as_str().unwrap().to_string()));
+        pages += 1;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, all, "the pages, joined, are the list");
+    assert_eq!(pages, all.len().div_ceil(7));
+    let (code, body) = server.get(&format!("{base}&page_size=7&cursor=zz")).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = server.get(&format!("{base}&cursor=6162")).await;
+    assert_eq!(code, 400, "a cursor needs page_size");
+}

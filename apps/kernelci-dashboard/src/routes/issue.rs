@@ -85,11 +85,12 @@ pub async fn listing(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiRes
         .iter()
         .map(|(id, f)| (id.clone(), first_incident(f)))
         .collect();
-    Ok(ok(json!({
-        "issues": paginate(list, p.page()?),
-        "extras": extras,
-        "filters": {"origins": all_origins, "culprits": culprits, "categories": categories},
-    })))
+    let filters = json!({"origins": all_origins, "culprits": culprits, "categories": categories});
+    super::ok_list(
+        list,
+        &p,
+        |l| json!({"issues": l, "extras": extras, "filters": filters}),
+    )
 }
 
 /// `GET issue/{id}[/builds|/tests]` (`version`: default the latest).

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{decode_segment, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::params::{Params, paginate};
+use crate::params::Params;
 use crate::shapes::{build_details, test_details, test_item};
 
 /// The id and the sub-resource (`""`, `tests` or `issues`) of a path after `prefix`.
@@ -60,7 +60,7 @@ pub async fn build(State(db): State<KcidbDb>, uri: Uri, RawQuery(q): RawQuery) -
         "tests" => {
             let rows = query::results::tests(&db, &Scope::Build(id), None, &[]).await?;
             let list: Vec<Value> = rows.iter().map(test_item).collect();
-            Ok(ok(Value::Array(paginate(list, p.page()?))))
+            super::ok_list(list, &p, Value::Array)
         }
         "issues" => {
             let links = query::issues::links(&db, true, &[id]).await?;

@@ -16,6 +16,27 @@ pub fn ok(v: Value) -> Response {
     Json(v).into_response()
 }
 
+/// A 200 JSON list reply, paged by `limit`/`offset` or `page_size`/`cursor` when the client
+/// asks (the shape stays upstream's: `wrap` builds it from the page). With a cursor page,
+/// the next page's cursor is in the `X-Next-Cursor` header (absent on the last page).
+pub fn ok_list(
+    items: Vec<Value>,
+    p: &crate::params::Params,
+    wrap: impl FnOnce(Vec<Value>) -> Value,
+) -> Result<Response, crate::ApiError> {
+    if let Some(page) = p.cursor()? {
+        let (items, next) = crate::params::cursor_paginate(items, &page)?;
+        let mut response = ok(wrap(items));
+        if let Some(next) = next
+            && let Ok(value) = axum::http::HeaderValue::from_str(&next)
+        {
+            response.headers_mut().insert("x-next-cursor", value);
+        }
+        return Ok(response);
+    }
+    Ok(ok(wrap(crate::params::paginate(items, p.page()?))))
+}
+
 /// Percent-decodes one path segment (`+` stays `+` unless `plus_is_space`).
 pub fn decode_segment(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();

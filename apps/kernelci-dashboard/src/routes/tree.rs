@@ -10,7 +10,7 @@ use kernelci_kcidb::query::{
 };
 use serde_json::{Value, json};
 
-use super::{ok, segments};
+use super::{ok, ok_list, segments};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Params, paginate};
 use crate::shapes::{build_item, checkout, counts_lower, counts_upper, test_item};
@@ -173,7 +173,6 @@ pub(crate) async fn summary_of(
 
 async fn details(db: &KcidbDb, p: &Params, selector: CheckoutSelector, what: Detail) -> ApiResult {
     let filters = p.filters()?;
-    let page = p.page()?;
     let checkouts = query::results::checkouts(db, &selector).await?;
     if checkouts.is_empty() {
         return Err(no_results());
@@ -189,7 +188,7 @@ async fn details(db: &KcidbDb, p: &Params, selector: CheckoutSelector, what: Det
         Detail::Builds => {
             let rows = query::results::builds(db, &scope, &filters).await?;
             let list: Vec<Value> = rows.iter().map(build_item).collect();
-            Ok(ok(json!({"builds": paginate(list, page)})))
+            ok_list(list, p, |l| json!({ "builds": l }))
         }
         Detail::Boots | Detail::Tests => {
             let (kind, key) = match what {
@@ -198,7 +197,7 @@ async fn details(db: &KcidbDb, p: &Params, selector: CheckoutSelector, what: Det
             };
             let rows = query::results::tests(db, &scope, Some(kind), &filters).await?;
             let list: Vec<Value> = rows.iter().map(test_item).collect();
-            Ok(ok(json!({ key: paginate(list, page) })))
+            ok_list(list, p, |l| json!({ key: l }))
         }
         Detail::Summary => {
             let r = read_results(db, &scope, &filters).await?;
