@@ -271,3 +271,89 @@ async fn kci_dev_results_against_the_dashboard_api() {
     let hw = kci.json(&["hardware", "list", "--origin", "maestro", "--json"]);
     assert_eq!(hw, Value::Array(vec![]));
 }
+
+/// `kci-dev results compare` on two fresh commits of a branch (the fixtures are older than
+/// its tree-report window): a boot that passed on BASE and fails on HEAD is a regression,
+/// a test passing on both is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kci_dev_compare_finds_the_regression() {
+    let Some(exe) = kci_dev() else {
+        assert!(!in_ci(), "under CI kci-dev must be installed (KCI_DEV)");
+        eprintln!("skipped: kci-dev not found (pip install kci-dev, or set KCI_DEV)");
+        return;
+    };
+    let empty = tempfile::tempdir().expect("tmp");
+    let server = Server::start(TestDb::new().await, empty.path()).await;
+    let url = "https://git.example/linux.git";
+    let now = chrono::Utc::now();
+    let commit = |i: usize| format!("{i:040x}");
+    let mut checkouts = Vec::new();
+    let mut builds = Vec::new();
+    let mut tests = Vec::new();
+    for i in 0..2usize {
+        let start = (now - chrono::Duration::hours(2 - i as i64)).to_rfc3339();
+        checkouts.push(
+            serde_json::json!({"id": format!("lab:c{i}"), "origin": "lab",
+            "tree_name": "mainline", "git_repository_branch": "master",
+            "git_repository_url": url, "git_commit_hash": commit(i), "start_time": start}),
+        );
+        builds.push(
+            serde_json::json!({"id": format!("lab:b{i}"), "origin": "lab",
+            "checkout_id": format!("lab:c{i}"), "status": "PASS", "config_name": "defconfig",
+            "architecture": "x86_64", "compiler": "gcc-12", "start_time": start}),
+        );
+        for (path, status) in [("boot", ["PASS", "FAIL"][i]), ("kselftest.net", "PASS")] {
+            tests.push(
+                serde_json::json!({"id": format!("lab:t{i}-{path}"), "origin": "lab",
+                "build_id": format!("lab:b{i}"), "path": path, "status": status,
+                "start_time": start, "environment": {"misc": {"platform": "qemu-x86"}}}),
+            );
+        }
+    }
+    let doc = serde_json::json!({"version": {"major": 5, "minor": 3}, "checkouts": checkouts,
+        "builds": builds, "tests": tests});
+    server
+        .db
+        .load(kernelci_kcidb::load(doc.to_string().as_bytes()).expect("valid"))
+        .await
+        .expect("load");
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join(".kci-dev.toml"),
+        format!("dashboard_api = \"{}/api/\"\n", server.base),
+    )
+    .expect("config");
+    // kci-dev 0.1.12's `results compare` builds its client without the settings, so it
+    // always asks dashboard.kernelci.org; its library takes the API base: call that, with
+    // the Python of kci-dev's own environment.
+    let python = exe.with_file_name("python");
+    if !python.exists() {
+        assert!(!in_ci(), "no python beside {}", exe.display());
+        eprintln!("skipped: no python beside {}", exe.display());
+        return;
+    }
+    let script = "import json, sys\n\
+        from kcidev.api import KernelCIClient\n\
+        c = KernelCIClient(dashboard_api=sys.argv[1])\n\
+        print(json.dumps(c.compare_results(sys.argv[2], sys.argv[3], sys.argv[4], 'master', 'lab')))\n";
+    let out = Command::new(&python)
+        .args(["-c", script])
+        .arg(format!("{}/api/", server.base))
+        .args([commit(0).as_str(), commit(1).as_str(), url])
+        .current_dir(dir.path())
+        .output()
+        .expect("run python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("compare printed no JSON ({e}): {text}"));
+    assert_eq!(report["incomplete"], false, "{report}");
+    let regressions: Vec<&Value> = report["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["category"] == "regression")
+        .collect();
+    assert_eq!(regressions.len(), 1, "{report}");
+    assert_eq!(regressions[0]["head_id"], "lab:t1-boot", "{report}");
+}
