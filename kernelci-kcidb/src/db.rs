@@ -216,6 +216,8 @@ const TESTS: Table = Table {
     ],
     indexes: &[
         "build_id",
+        // Covers the dashboard's status counts per checkout (no table reads).
+        "build_id, path, status",
         "origin",
         "start_time",
         "path",
