@@ -176,6 +176,19 @@ pub fn fields(items: &[(&str, String)]) -> String {
     out
 }
 
+/// An issue's culprit flags that are set (`code, tool`), escaped.
+pub fn culprits(culprit: &Option<kernelci_kcidb::Culprit>) -> String {
+    let Some(c) = culprit else {
+        return String::new();
+    };
+    let set: Vec<&str> = [("code", c.code), ("tool", c.tool), ("harness", c.harness)]
+        .into_iter()
+        .filter(|(_, v)| *v == Some(true))
+        .map(|(k, _)| k)
+        .collect();
+    esc(&set.join(", "))
+}
+
 /// An optional text, escaped (empty when absent).
 pub fn opt(v: &Option<String>) -> String {
     v.as_deref().map(esc).unwrap_or_default()

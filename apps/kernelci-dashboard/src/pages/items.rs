@@ -8,7 +8,7 @@ use kernelci_kcidb::db::KcidbDb;
 use kernelci_kcidb::query::{issues, results};
 use kernelci_kcidb::{Resource, Status};
 
-use super::html::{enc, esc, fields, link, opt, page, status_pill, table, url_link};
+use super::html::{culprits, enc, esc, fields, link, opt, page, status_pill, table, url_link};
 use super::{PageError, PageResult};
 use crate::ApiError;
 use crate::params::Params;
@@ -203,23 +203,12 @@ pub async fn issue(
     let Some(issue) = issues::get(&db, &id, version).await? else {
         return Err(not_found("issue", &id));
     };
-    let culprit = issue
-        .culprit
-        .as_ref()
-        .map(|c| {
-            [("code", c.code), ("tool", c.tool), ("harness", c.harness)]
-                .into_iter()
-                .filter(|(_, v)| *v == Some(true))
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let culprit = culprits(&issue.culprit);
     let mut body = fields(&[
         ("Version", issue.version.to_string()),
         ("Origin", esc(&issue.origin)),
         ("Comment", opt(&issue.comment)),
-        ("Culprit", esc(&culprit)),
+        ("Culprit", culprit),
         (
             "Categories",
             esc(&issue.categories.clone().unwrap_or_default().join(", ")),

@@ -7,7 +7,7 @@ use kernelci_kcidb::db::KcidbDb;
 use kernelci_kcidb::query::{issues, trees};
 
 use super::PageResult;
-use super::html::{count_pills, enc, esc, link, opt, page, table};
+use super::html::{count_pills, culprits, enc, esc, link, opt, page, table};
 use crate::params::Params;
 
 /// The origin / interval form shared by the listings.
@@ -82,24 +82,13 @@ pub async fn issues(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> PageR
         .iter()
         .map(|i| {
             let href = format!("/issue/{}?version={}", enc(&i.id), i.version);
-            let culprit = i
-                .culprit
-                .as_ref()
-                .map(|c| {
-                    [("code", c.code), ("tool", c.tool), ("harness", c.harness)]
-                        .into_iter()
-                        .filter(|(_, v)| *v == Some(true))
-                        .map(|(k, _)| k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let culprit = culprits(&i.culprit);
             vec![
                 link(&href, &i.id),
                 i.version.to_string(),
                 esc(&i.origin),
                 opt(&i.comment),
-                esc(&culprit),
+                culprit,
                 opt(&i.timestamp),
             ]
         })
