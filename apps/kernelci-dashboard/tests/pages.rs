@@ -371,3 +371,69 @@ async fn log_viewer_highlights_the_findings() {
     assert_eq!(get(&server.base, "/log/test/nope").await.0, 404);
     log_task.abort();
 }
+
+/// A checkout's tests tab shows 500 rows a page, cut in SQL in the same order as the full
+/// list (paths in byte order on both backends, tests without a path first).
+#[tokio::test]
+async fn tests_tab_pages_follow_the_list_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(TestDb::new().await, dir.path()).await;
+    const COMMIT: &str = "00000000000000000000000000000000000000aa";
+    let names = [
+        "Suite.a", "suite.B", "suite_b", "suite.10", "suite.9", "zeta", "alpha",
+    ];
+    let tests: Vec<serde_json::Value> = (0..1203)
+        .map(|i| {
+            let mut t = serde_json::json!({"id": format!("lab:t{i:04}"), "origin": "lab",
+                "build_id": "lab:b1", "status": "PASS"});
+            if i % 97 != 0 {
+                t["path"] = serde_json::json!(format!("{}.case{}", names[i % names.len()], i % 13));
+            }
+            t
+        })
+        .collect();
+    let doc = serde_json::json!({"version": {"major": 5, "minor": 3},
+        "checkouts": [{"id": "lab:c1", "origin": "lab", "git_commit_hash": COMMIT}],
+        "builds": [{"id": "lab:b1", "origin": "lab", "checkout_id": "lab:c1", "status": "PASS"}],
+        "tests": tests});
+    server
+        .db
+        .load(kernelci_kcidb::load(doc.to_string().as_bytes()).unwrap())
+        .await
+        .unwrap();
+    let (_, whole) = server.get(&format!("tree/{COMMIT}/tests?origin=lab")).await;
+    let expected: Vec<String> = whole["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "/test/{}",
+                common::enc(t["id"].as_str().unwrap()).replace('+', "%20")
+            )
+        })
+        .collect();
+    assert_eq!(expected.len(), 1203);
+    let mut shown: Vec<String> = Vec::new();
+    for page in 1..=3 {
+        let (code, _, html) = get(
+            &server.base,
+            &format!("/tree/{COMMIT}?origin=lab&tab=tests&page={page}"),
+        )
+        .await;
+        assert_eq!(code, 200);
+        let first = (page - 1) * 500 + 1;
+        let last = (page * 500).min(1203);
+        assert!(
+            html.contains(&format!("rows {first}–{last} of 1203")),
+            "{html}"
+        );
+        assert_eq!(html.contains(">next</a>"), page < 3);
+        assert_eq!(html.contains(">previous</a>"), page > 1);
+        shown.extend(hrefs(&html).into_iter().filter(|h| h.starts_with("/test/")));
+    }
+    assert_eq!(
+        shown, expected,
+        "the pages, joined, are the list in its order"
+    );
+}

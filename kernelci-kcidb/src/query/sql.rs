@@ -70,6 +70,15 @@ impl Sql {
     }
 
     /// A time column as sortable RFC 3339 text in UTC with microseconds.
+    /// `col` ordered by bytes on both backends (PostgreSQL's default collation is not).
+    pub(crate) fn bytes_order(&self, col: &str) -> String {
+        if self.pg {
+            format!("{col} COLLATE \"C\"")
+        } else {
+            col.to_string()
+        }
+    }
+
     pub(crate) fn time_col(&self, col: &str) -> String {
         if self.pg {
             format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")

@@ -2,8 +2,6 @@
 //! `git_url`, `git_branch`): summary cards for builds, boots and tests, then the table of the
 //! selected tab (`tab=builds|boots|tests`) with the API's `filter_*` parameters.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Html;
 use kernelci_kcidb::db::KcidbDb;
@@ -65,7 +63,15 @@ pub async fn checkout(
     } else {
         Vec::new()
     };
+    // Boots and tests are shown a page at a time (`page`, from 1): without filters only that
+    // page is read (cut in SQL); with filters the whole filtered list is read (the cards
+    // count it) and cut here.
+    let page_no = usize::try_from(params.int("page", 1, 1_000_000)?.unwrap_or(1)).unwrap_or(1);
+    let offset = (page_no - 1) * PAGE_ROWS;
     let shown_tests = match kinds[tab] {
+        Some(kind) if filters.is_empty() => {
+            results::tests_page(&db, &scope, Some(kind), &filters, offset, PAGE_ROWS).await?
+        }
         Some(kind) => results::tests(&db, &scope, Some(kind), &filters).await?,
         None => Vec::new(),
     };
@@ -151,8 +157,18 @@ pub async fn checkout(
     out.push_str(&filter_form(&commit, &params, tab));
     let (title_kind, table_html) = match tab {
         0 => ("builds", builds_table(&builds)),
-        1 => ("boots", tests_table(&shown_tests)),
-        _ => ("tests", tests_table(&shown_tests)),
+        _ => {
+            let rows: &[results::TestRow] = if filters.is_empty() {
+                &shown_tests
+            } else {
+                let end = (offset + PAGE_ROWS).min(shown_tests.len());
+                shown_tests.get(offset.min(end)..end).unwrap_or(&[])
+            };
+            let total = usize::try_from(counts[tab].total()).unwrap_or(usize::MAX);
+            let nav = page_links(&commit, &base_query, tab, page_no, total);
+            let kind = if tab == 1 { "boots" } else { "tests" };
+            (kind, format!("{nav}{}{nav}", tests_table(rows)))
+        }
     };
     out.push_str(&table_html);
     let mut kci = format!(
@@ -174,6 +190,36 @@ pub async fn checkout(
             .unwrap_or_else(|| commit.chars().take(12).collect())
     );
     Ok(Html(page(&title, "/tree", &out, Some(&kci))))
+}
+
+/// Boots or tests rows per page.
+const PAGE_ROWS: usize = 500;
+
+/// "rows a–b of n" with links to the previous and next pages (nothing when one page holds
+/// them all).
+fn page_links(commit: &str, base_query: &str, tab: usize, page: usize, total: usize) -> String {
+    if total <= PAGE_ROWS {
+        return String::new();
+    }
+    let pages = total.div_ceil(PAGE_ROWS);
+    let tab_name = ["builds", "boots", "tests"][tab];
+    let href = |p: usize| {
+        format!(
+            "/tree/{}?{base_query}&amp;tab={tab_name}&amp;page={p}",
+            enc(commit)
+        )
+    };
+    let first = (page - 1) * PAGE_ROWS + 1;
+    let last = (page * PAGE_ROWS).min(total);
+    let mut out = format!("<p class=\"muted\">rows {first}–{last} of {total} ");
+    if page > 1 {
+        out.push_str(&format!("<a href=\"{}\">previous</a> ", href(page - 1)));
+    }
+    if page < pages {
+        out.push_str(&format!("<a href=\"{}\">next</a>", href(page + 1)));
+    }
+    out.push_str("</p>");
+    out
 }
 
 /// The query string of `params` without `skip`, HTML-escaped for an `href`.
@@ -250,48 +296,32 @@ pub(super) fn builds_table(builds: &[results::BuildRow]) -> String {
     )
 }
 
-/// The boots or tests table, grouped by the first segment of the path.
+/// The boots or tests table, in the list's order (by path).
 pub(super) fn tests_table(tests: &[results::TestRow]) -> String {
-    // Grouped by the first segment of the path, like the dashboard's tree of paths.
-    let mut groups: BTreeMap<String, Vec<&results::TestRow>> = BTreeMap::new();
-    for t in tests {
-        let path = t.test.path.clone().unwrap_or_default();
-        let group = path.split('.').next().unwrap_or("").to_string();
-        groups.entry(group).or_default().push(t);
-    }
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    for (_, items) in groups {
-        for t in items {
-            let platform = t
-                .test
-                .environment
-                .as_ref()
-                .and_then(|e| e.misc.as_ref())
-                .and_then(|m| m.get("platform"))
-                .and_then(|p| p.as_str())
-                .unwrap_or("")
-                .to_string();
+    let rows: Vec<Vec<String>> = tests
+        .iter()
+        .map(|t| {
             let arch = t
                 .build
                 .as_ref()
                 .and_then(|b| b.architecture.clone())
                 .unwrap_or_default();
-            rows.push(vec![
+            vec![
                 link(
                     &format!("/test/{}", enc(&t.test.id)),
                     t.test.path.as_deref().unwrap_or(&t.test.id),
                 ),
                 status_pill(t.test.status),
-                esc(&platform),
+                esc(t.platform().unwrap_or("")),
                 esc(&arch),
                 t.test
                     .duration
                     .map(|d| format!("{d:.1} s"))
                     .unwrap_or_default(),
                 opt(&t.test.start_time),
-            ]);
-        }
-    }
+            ]
+        })
+        .collect();
     table(
         &["Path", "Status", "Platform", "Arch", "Duration", "Started"],
         &rows,
