@@ -252,9 +252,10 @@ impl Client {
         url.query_pairs_mut().append_pair("id", id);
         let url_text = url.to_string();
         let attempt = self.with_retries(&url_text, || {
-            self.http
+            Ok(self
+                .http
                 .get(url.clone())
-                .header(AUTHORIZATION, format!("Bearer {}", self.token))
+                .header(AUTHORIZATION, format!("Bearer {}", self.token)))
         })?;
         self.outcome(attempt, &url_text)
     }
@@ -283,32 +284,24 @@ impl Client {
 
     fn post(&self, body: impl Fn() -> Result<Body, ClientError>) -> Result<Receipt, ClientError> {
         let url = self.submit_url.to_string();
-        let mut last_body_error = None;
         let attempt = self.with_retries(&url, || {
-            let request = self
+            // A body that cannot be made (an unreadable file) ends the tries at once.
+            Ok(self
                 .http
                 .post(self.submit_url.clone())
                 .header(AUTHORIZATION, format!("Bearer {}", self.token))
-                .header(CONTENT_TYPE, "application/json");
-            match body() {
-                Ok(b) => request.body(b),
-                Err(e) => {
-                    last_body_error = Some(e);
-                    request
-                }
-            }
-        });
-        if let Some(e) = last_body_error {
-            return Err(e);
-        }
-        self.outcome(attempt?, &url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body()?))
+        })?;
+        self.outcome(attempt, &url)
     }
 
-    /// Sends `request()` up to `retry.tries` times: until a reply below 500.
+    /// Sends `request()` up to `retry.tries` times: until a reply below 500, or until the
+    /// request cannot be made.
     fn with_retries(
         &self,
         url: &str,
-        mut request: impl FnMut() -> reqwest::blocking::RequestBuilder,
+        mut request: impl FnMut() -> Result<reqwest::blocking::RequestBuilder, ClientError>,
     ) -> Result<Attempt, ClientError> {
         let tries = self.retry.tries.max(1);
         let mut wait = self.retry.first_delay;
@@ -318,7 +311,7 @@ impl Client {
                 std::thread::sleep(wait);
                 wait *= 2;
             }
-            let result = request().send().and_then(|resp| {
+            let result = request()?.send().and_then(|resp| {
                 let code = resp.status().as_u16();
                 resp.text().map(|text| (code, text))
             });

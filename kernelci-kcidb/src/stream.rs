@@ -231,34 +231,22 @@ fn read_whole<R: Read, E>(
     let submission = crate::load(&bytes).map_err(StreamError::Rejected)?;
     drop(bytes);
     let objects = submission.object_count() as u64;
-    let lists = [
-        submission
-            .checkouts
-            .into_iter()
-            .map(AnyObject::Checkout)
-            .collect::<Vec<_>>(),
-        submission
-            .builds
-            .into_iter()
-            .map(AnyObject::Build)
-            .collect(),
-        submission.tests.into_iter().map(AnyObject::Test).collect(),
-        submission
-            .issues
-            .into_iter()
-            .map(AnyObject::Issue)
-            .collect(),
-        submission
-            .incidents
-            .into_iter()
-            .map(AnyObject::Incident)
-            .collect(),
-    ];
-    for list in lists {
+    // Each list in turn, its objects moved out one at a time.
+    fn hand_over<T, E>(
+        list: Vec<T>,
+        wrap: fn(T) -> AnyObject,
+        each: &mut impl FnMut(usize, AnyObject) -> Result<(), E>,
+    ) -> Result<(), StreamError<E>> {
         for (i, object) in list.into_iter().enumerate() {
-            each(i, object).map_err(StreamError::Stopped)?;
+            each(i, wrap(object)).map_err(StreamError::Stopped)?;
         }
+        Ok(())
     }
+    hand_over(submission.checkouts, AnyObject::Checkout, &mut each)?;
+    hand_over(submission.builds, AnyObject::Build, &mut each)?;
+    hand_over(submission.tests, AnyObject::Test, &mut each)?;
+    hand_over(submission.issues, AnyObject::Issue, &mut each)?;
+    hand_over(submission.incidents, AnyObject::Incident, &mut each)?;
     Ok(objects)
 }
 

@@ -78,7 +78,6 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
     std::fs::create_dir_all(&home).unwrap();
     let db = TestDb::new().await;
     let data = dir.path().join("data");
-    let d = data.to_str().unwrap();
     // No trigger polling of the tree: checkouts come from kci only.
     let mut extra = vec![
         "--config",
@@ -104,20 +103,8 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
         &extra,
         &[("KCI_INITIAL_PASSWORD", "s3cret-pw")],
     );
-    let mut token_args = vec![
-        "pipeline",
-        "token",
-        "--email",
-        "dev@example.org",
-        "--data-dir",
-        d,
-    ];
-    if pg {
-        token_args.extend(["--database-url", db.url.as_str()]);
-    }
-    let (code, token, err) = common::run(&token_args, &[]);
-    assert_eq!(code, 0, "{err}");
-    let token = token.trim();
+    let token = common::pipeline_token(&data, pg.then_some(db.url.as_str()));
+    let token = token.as_str();
 
     // Settings: none yet, then `kci config` writes kci-dev's format for this server.
     let settings = home.join("kci.toml");

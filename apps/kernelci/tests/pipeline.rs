@@ -292,20 +292,7 @@ async fn a_commit_goes_from_checkout_to_boot_test_and_into_kcidb() {
         .unwrap()
         .stdout;
     git(&tree, &["checkout", "Makefile"]);
-    let d = data.to_str().unwrap();
-    let mut token_args = vec![
-        "pipeline",
-        "token",
-        "--email",
-        "dev@example.org",
-        "--data-dir",
-        d,
-    ];
-    if pg {
-        token_args.extend(["--database-url", db.url.as_str()]);
-    }
-    let (code, ptoken, err) = common::run(&token_args, &[]);
-    assert_eq!(code, 0, "{err}");
+    let ptoken = common::pipeline_token(&data, pg.then_some(db.url.as_str()));
     let resp = client
         .post(format!("{base}/pipeline/api/patchset"))
         .header("Authorization", ptoken.trim())

@@ -101,6 +101,19 @@ impl TestRow {
         super::is_boot_path(self.test.path.as_deref())
     }
 
+    /// The test's identity across commits (what the compare and the regressions pair):
+    /// `path|config|architecture|platform`.
+    pub fn identity(&self) -> String {
+        let build = self.build.as_ref();
+        format!(
+            "{}|{}|{}|{}",
+            self.test.path.as_deref().unwrap_or(""),
+            build.and_then(|b| b.config_name.as_deref()).unwrap_or(""),
+            build.and_then(|b| b.architecture.as_deref()).unwrap_or(""),
+            self.platform().unwrap_or("")
+        )
+    }
+
     /// `environment.misc.platform`.
     pub fn platform(&self) -> Option<&str> {
         self.test

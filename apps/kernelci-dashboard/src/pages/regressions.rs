@@ -10,7 +10,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::Html;
 use kernelci_kcidb::Status;
 use kernelci_kcidb::db::KcidbDb;
-use kernelci_kcidb::query::results::{self, Scope, TestRow};
+use kernelci_kcidb::query::results::{self, Scope};
 use kernelci_kcidb::query::trees::{self, BranchSelector};
 
 use super::PageResult;
@@ -19,18 +19,6 @@ use crate::params::Params;
 
 /// Commits of each branch looked at (newest first).
 const DEPTH: usize = 6;
-
-/// A test's identity across commits.
-fn key(t: &TestRow) -> String {
-    let b = t.build.clone().unwrap_or_default();
-    format!(
-        "{}|{}|{}|{}",
-        t.test.path.as_deref().unwrap_or(""),
-        b.config_name.as_deref().unwrap_or(""),
-        b.architecture.as_deref().unwrap_or(""),
-        t.platform().unwrap_or("")
-    )
-}
 
 /// One regression: where, which test, and (status, test id) per commit, oldest first.
 pub struct Regression {
@@ -71,7 +59,7 @@ pub async fn compute(
                 .await?;
             per_commit.push(
                 rows.iter()
-                    .map(|t| (key(t), (t.test.status, t.test.id.clone())))
+                    .map(|t| (t.identity(), (t.test.status, t.test.id.clone())))
                     .collect(),
             );
         }

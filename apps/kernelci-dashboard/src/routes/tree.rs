@@ -310,17 +310,7 @@ fn keyed_builds(rows: &[query::BuildRow]) -> Keyed {
 
 fn keyed_tests(rows: &[query::TestRow]) -> Keyed {
     rows.iter()
-        .map(|r| {
-            let b = r.build.clone().unwrap_or_default();
-            let key = format!(
-                "{}|{}|{}|{}",
-                r.test.path.as_deref().unwrap_or(""),
-                b.config_name.as_deref().unwrap_or(""),
-                b.architecture.as_deref().unwrap_or(""),
-                r.platform().unwrap_or("")
-            );
-            (key, r.test.status, r.test.id.clone())
-        })
+        .map(|r| (r.identity(), r.test.status, r.test.id.clone()))
         .collect()
 }
 

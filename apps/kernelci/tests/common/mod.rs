@@ -98,3 +98,23 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A pipeline API token for `dev@example.org` (`kernelci pipeline token`) of the server whose
+/// data directory is `data_dir` and, when it is PostgreSQL, database `database_url`.
+pub fn pipeline_token(data_dir: &Path, database_url: Option<&str>) -> String {
+    let d = data_dir.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "pipeline",
+        "token",
+        "--email",
+        "dev@example.org",
+        "--data-dir",
+        d,
+    ];
+    if let Some(url) = database_url {
+        args.extend(["--database-url", url]);
+    }
+    let (code, token, err) = run(&args, &[]);
+    assert_eq!(code, 0, "kernelci pipeline token: {err}");
+    token.trim().to_string()
+}
