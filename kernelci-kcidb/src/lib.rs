@@ -15,8 +15,10 @@
 //! confirms a valid v5.x document; anything else takes the stages above, which explain.
 //! Same-object resubmissions merge deterministically ([`merge()`], [`Submission::dedup`]).
 //!
-//! Pure: no IO, no async runtime. The verdicts match the reference validator (the
-//! `kcidb-io` Python package) except where it accepts harmful input; each such deliberate
+//! Pure by default: no network, no database, no async runtime ([`stream`] reads from any
+//! `io::Read`; the store and the client are the optional features `db` and `client`). The
+//! verdicts match the reference validator (the `kcidb-io` Python package) except where it
+//! accepts harmful input; each such deliberate
 //! difference is listed in `NOTES.md` and flagged by [`Reason::stricter_than_kcidb_io`].
 //!
 //! ```
