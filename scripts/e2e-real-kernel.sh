@@ -20,6 +20,13 @@
 #      first, right after the configuration: the build fails within a minute of starting
 #      instead of after the whole kernel), waits for the failed kbuild (result fail), and
 #      checks KCIDB has the FAIL build and a logspec incident for it (triage);
+#   g. with KERNELCI_E2E_LAVA=1: before the server starts, sets up a real LAVA lab on this
+#      machine (scripts/lava-local.sh: LAVA 2023.01 from Debian, one QEMU device) and adds
+#      examples/pipeline/lava-qemu.yaml to the config; after e, checks that LAVA booted the
+#      same kernel (job baseline-lava-x86_64 pass, setup/login pass, its console stored from
+#      the callback, KCIDB tests boot.setup.login and boot.baseline.uname PASS) and that the
+#      job with a missing initramfs ended incomplete with LAVA's error type (KCIDB: MISS, not
+#      FAIL);
 #   then prints a summary with timings. On a failure it prints the server log tail and the
 #   nodes of the tree concerned; the server (and any job it still runs) is always stopped.
 #   Exit status 0 only when every check passed.
@@ -35,6 +42,8 @@
 #   KERNELCI_E2E_TIMEOUT       seconds for the good commit to be built and booted (default 1200)
 #   KERNELCI_E2E_FAIL_TIMEOUT  seconds for the broken commit's build to fail (default 600)
 #   KERNELCI_E2E_KEEP=1        keep the run directory (data dir, server log) after a success
+#   KERNELCI_E2E_LAVA=1        also boot through a real LAVA lab (g. above; ~2 min more, plus
+#                              ~1.5 min of apt the first time)
 #
 # Needs root only to install missing packages. On a 2-core machine: ~4.5 min, ~1.5 min more
 # on the first run (the git repository) and ~0.5 min more when apt has to run.
@@ -48,6 +57,11 @@ FAIL_TIMEOUT=${KERNELCI_E2E_FAIL_TIMEOUT:-600}
 KCIDB_TIMEOUT=180
 SOURCE_TARBALL=/usr/src/linux-source-6.1.tar.xz
 EXAMPLE=$ROOT/examples/pipeline/tinyconfig-qemu.yaml
+LAVA_EXAMPLE=$ROOT/examples/pipeline/lava-qemu.yaml
+LAVA=${KERNELCI_E2E_LAVA:-0}
+LAVA_JOB=baseline-lava-x86_64
+LAVA_BAD_JOB=baseline-lava-missing-ramdisk
+LAVA_TIMEOUT=${KERNELCI_E2E_LAVA_TIMEOUT:-420}
 KBUILD_JOB=kbuild-gcc-x86_64-tinyconfig
 BOOT_JOB=baseline-x86_64
 # The apt line of specs/real-peers.md §3.1 (the qemu-utils pin is required on the build
@@ -232,6 +246,16 @@ done
 [ -x "$BIN" ] || die "kernelci binary not found at $BIN (cargo build -p kernelci, or set KERNELCI_BIN)"
 [ -f "$EXAMPLE" ] || die "$EXAMPLE not found"
 
+if [ "$LAVA" = 1 ]; then
+    step "LAVA lab (scripts/lava-local.sh install, start)"
+    "$ROOT/scripts/lava-local.sh" install || die "LAVA install failed"
+    "$ROOT/scripts/lava-local.sh" start || die "LAVA did not start"
+    # shellcheck disable=SC1091
+    . "${KERNELCI_LAVA_DIR:-/tmp/kernelci-lava}/env"
+    [ -n "${KERNELCI_LAVA_URL:-}" ] || die "lava-local.sh start wrote no KERNELCI_LAVA_URL"
+    log "LAVA at $KERNELCI_LAVA_URL"
+fi
+
 # ------------------------------------------------------------------------------------------
 # b. The kernel tree as a git repository (cached)
 
@@ -289,12 +313,27 @@ chmod 755 "$WORK"
 INITRAMFS=$WORK/initramfs.cpio.gz
 "$ROOT/scripts/make-initramfs.sh" --mode reboot "$INITRAMFS" > "$WORK/initramfs.log" 2>&1 ||
     { cat "$WORK/initramfs.log"; die "make-initramfs.sh failed"; }
-CONFIG=$WORK/pipeline.yaml
+CONFIG=$WORK/config
+mkdir -p "$CONFIG"
 sed -e "s|\"/srv/kernelci/linux\"|\"$REPO\"|" \
     -e "s|\"/srv/kernelci/initramfs.cpio.gz\"|\"$INITRAMFS\"|" \
-    "$EXAMPLE" > "$CONFIG"
-grep -qF "\"$REPO\"" "$CONFIG" || die "could not set the tree path in $CONFIG"
-grep -qF "\"$INITRAMFS\"" "$CONFIG" || die "could not set the ramdisk path in $CONFIG"
+    "$EXAMPLE" > "$CONFIG/pipeline.yaml"
+grep -qF "\"$REPO\"" "$CONFIG/pipeline.yaml" || die "could not set the tree path in $CONFIG/pipeline.yaml"
+grep -qF "\"$INITRAMFS\"" "$CONFIG/pipeline.yaml" || die "could not set the ramdisk path in $CONFIG/pipeline.yaml"
+settings_args=()
+if [ "$LAVA" = 1 ]; then
+    SHELL_INITRAMFS=$WORK/initramfs-shell.cpio.gz
+    "$ROOT/scripts/make-initramfs.sh" --mode shell "$SHELL_INITRAMFS" >> "$WORK/initramfs.log" 2>&1 ||
+        { cat "$WORK/initramfs.log"; die "make-initramfs.sh --mode shell failed"; }
+    sed -e "s|\"http://127.0.0.1:8000/\"|\"$KERNELCI_LAVA_URL\"|" \
+        -e "s|\"/srv/kernelci/initramfs-shell.cpio.gz\"|\"$SHELL_INITRAMFS\"|" \
+        "$LAVA_EXAMPLE" > "$CONFIG/lava.yaml"
+    grep -qF "\"$SHELL_INITRAMFS\"" "$CONFIG/lava.yaml" || die "could not set the ramdisk path in $CONFIG/lava.yaml"
+    printf '[runtime.lava-local]\nruntime_token = "%s"\ncallback_token = "%s"\n' \
+        "$KERNELCI_LAVA_TOKEN" "$KERNELCI_LAVA_CALLBACK_SECRET" > "$WORK/kernelci.toml"
+    chmod 600 "$WORK/kernelci.toml"
+    settings_args=(--settings "$WORK/kernelci.toml")
+fi
 "$BIN" pipeline check "$CONFIG" || die "the generated configuration does not load"
 
 # The helper that reads the API and KCIDB (no jq or sqlite3 CLI needed).
@@ -345,10 +384,14 @@ def main():
         print(" ".join(summary(nodes, names)))
     elif cmd == "node":
         # node BASE TOKEN COMMIT NAME FIELD: a field of the newest node of that name
+        # (NAME#0: of its first attempt, whatever job-retry made since)
         base, token, commit, name, field = sys.argv[2:7]
+        first = name.endswith("#0")
+        name = name[:-2] if first else name
         ns = [n for n in tree(base, token, commit) if n["name"] == name]
         if ns:
-            n = max(ns, key=lambda n: n.get("retry_counter") or 0)
+            pick = min if first else max
+            n = pick(ns, key=lambda n: n.get("retry_counter") or 0)
             v = n
             for k in field.split("."):
                 v = v.get(k) if isinstance(v, dict) else None
@@ -431,7 +474,7 @@ fi
 # /listen long polls have ended, up to --keep-alive seconds (45 by default) later.
 "$BIN" up --config "$CONFIG" --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
     --trigger-poll 5 --holdoff 5 --timeout-poll 2 --kcidb-sweep 5 --kcidb-triage-interval 5 \
-    --keep-alive 5 "${db_args[@]}" > "$WORK/server.log" 2>&1 9>&- &
+    --keep-alive 5 --job-retries 1 "${db_args[@]}" "${settings_args[@]}" > "$WORK/server.log" 2>&1 9>&- &
 SERVER_PID=$!
 log "kernelci up: pid $SERVER_PID, $BASE, data $DATA, log $WORK/server.log"
 for i in $(seq 1 300); do
@@ -547,6 +590,57 @@ wait_sql "checkout of $GOOD_COMMIT" "SELECT count(*) FROM checkouts WHERE git_co
 wait_sql "PASS build maestro:$KID" "SELECT count(*) FROM builds WHERE id = 'maestro:$KID' AND status = 'PASS'"
 wait_sql "PASS test boot.baseline.login of that build" \
     "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND path = 'boot.baseline.login' AND status = 'PASS'"
+
+# ------------------------------------------------------------------------------------------
+# g. The same kernel booted by a real LAVA lab; its results came back by callback.
+
+if [ "$LAVA" = 1 ]; then
+    step "good commit: LAVA boot and callback"
+    t0=$(date +%s)
+    while true; do
+        kill -0 "$SERVER_PID" 2> /dev/null || die "the server died"
+        lj=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" state)/$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" result)
+        # Its first attempt (job-retry schedules it again: LAVA's errors are retried).
+        lb=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_BAD_JOB#0" state)/$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_BAD_JOB#0" result)
+        if [ "${lj%%/*}" = done ] && [ "${lb%%/*}" = done ]; then
+            break
+        fi
+        [ $(($(date +%s) - t0)) -lt "$LAVA_TIMEOUT" ] ||
+            die "LAVA jobs not done within $LAVA_TIMEOUT s: $LAVA_JOB=$lj $LAVA_BAD_JOB=$lb ($("$ROOT/scripts/lava-local.sh" status 2>&1 | tail -n 5 | tr '\n' ' '))"
+        sleep 3
+    done
+    log "  $LAVA_JOB=$lj $LAVA_BAD_JOB=$lb ($(($(date +%s) - t0)) s after the kernel was built and booted)"
+    PHASES+=("LAVA: both jobs done $(($(date +%s) - t0)) s after the shell boot")
+    LID=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" id)
+    [ "$lj" = done/pass ] || die "$LAVA_JOB ended $lj (LAVA job $(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" data.job_id))"
+    lava_log_url=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" artifacts.lava_log)
+    [ -n "$lava_log_url" ] || die "$LAVA_JOB has no lava_log artifact"
+    curl -sf "$lava_log_url" | gzip -dc > "$WORK/lava-console.log" || die "cannot read $lava_log_url"
+    grep -q "Linux version ${BASE_TAG#v} " "$WORK/lava-console.log" ||
+        { tail -n 40 "$WORK/lava-console.log"; die "no 'Linux version ${BASE_TAG#v}' in the LAVA console"; }
+    log "  LAVA console: $(grep -m1 -o 'Linux version [^ ]*' "$WORK/lava-console.log"), device $(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_JOB" data.device)"
+    # LAVA's own stages (setup/login, setup/kernelmsg) are nodes; KCIDB leaves setup out,
+    # as upstream's send_kcidb does.
+    for t in kernelmsg uname shell-arithmetic; do
+        r=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$t" result)
+        [ "$r" = pass ] || die "the LAVA test $t is '$r', expected pass"
+    done
+    wait_sql "PASS test maestro:$LID (boot, LAVA)" \
+        "SELECT count(*) FROM tests WHERE id = 'maestro:$LID' AND path = 'boot' AND status = 'PASS'"
+    wait_sql "PASS test boot.baseline.uname of $LAVA_JOB" \
+        "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND path = 'boot.baseline.uname' AND status = 'PASS'"
+    [ "$lb" = done/incomplete ] || die "$LAVA_BAD_JOB ended $lb, expected done/incomplete"
+    code=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_BAD_JOB#0" data.error_code)
+    msg=$(e2e node "$BASE" "$TOKEN" "$GOOD_COMMIT" "$LAVA_BAD_JOB#0" data.error_msg)
+    log "  $LAVA_BAD_JOB: error_code $code: $msg"
+    [ -n "$code" ] || die "$LAVA_BAD_JOB has no error_code"
+    case "$msg" in *initramfs*) ;; *) die "$LAVA_BAD_JOB's error_msg does not name the missing initramfs: $msg" ;; esac
+    # KCIDB hears of it after its last retry (--job-retries 1 here): as MISS, not FAIL.
+    wait_sql "the $LAVA_BAD_JOB test, MISS after its retry" \
+        "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND path = 'boot' AND status = 'MISS'"
+    n_fail=$(e2e sql "$KCIDB_DB" "SELECT count(*) FROM tests WHERE build_id = 'maestro:$KID' AND status = 'FAIL'")
+    [ "$n_fail" = 0 ] || die "$n_fail FAIL tests for build maestro:$KID; the lab's error must not look like the kernel's"
+fi
 
 # ------------------------------------------------------------------------------------------
 # f. A commit that does not compile: a typo in kernel/bounds.c, the first kernel C file

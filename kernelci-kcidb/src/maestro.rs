@@ -230,8 +230,9 @@ pub fn log_url(node: &Value, lookup: &dyn NodeLookup) -> Option<String> {
 /// because job-retry schedules a new node that will be reported instead.
 ///
 /// True for a `kbuild` or `job` with `result: incomplete`, or with `result: fail` and a
-/// name starting with `baseline`, whose `retry_counter` is below [`MAX_RETRIES`].
-pub fn should_defer_for_retry(node: &Value) -> bool {
+/// name starting with `baseline`, whose `retry_counter` is below `max_retries` (the
+/// job-retry role's limit; upstream's is [`MAX_RETRIES`]).
+pub fn should_defer_for_retry(node: &Value, max_retries: i64) -> bool {
     let retries = node
         .get("retry_counter")
         .and_then(Value::as_i64)
@@ -242,7 +243,7 @@ pub fn should_defer_for_retry(node: &Value) -> bool {
         Some("fail") => str_at(node, "/name").is_some_and(|n| n.starts_with("baseline")),
         _ => false,
     };
-    retried_kind && retried_result && retries < MAX_RETRIES
+    retried_kind && retried_result && retries < max_retries
 }
 
 /// The KCIDB test path of a node path (§7.4), or why the test is not sent.

@@ -1123,7 +1123,7 @@ fn retry_suppression_table() {
         let node = json!({"id": "x", "kind": kind, "name": name, "result": result,
                           "retry_counter": counter});
         assert_eq!(
-            should_defer_for_retry(&node),
+            should_defer_for_retry(&node, kernelci_kcidb::maestro::MAX_RETRIES),
             *defer,
             "{kind} {name} {result} {counter}"
         );

@@ -37,6 +37,15 @@
 //! (even when the boot timeout expired), 2 = infrastructure failure. Outputs: `console.log`
 //! and `qemu_status.txt` (`exit=<code>`, `timed_out=yes|no`).
 //!
+//! # Embedded templates for the `lava` runtime
+//!
+//! `lava/baseline.jinja2` renders a LAVA job definition (YAML) that boots
+//! `node.artifacts.kernel` on `device_type` (QEMU with `boot_method: qemu`, the default;
+//! tftp + the given boot method for boards), with the runtime's `priority` and `notify`
+//! and a callback to `<instance_callback>/node/<node.id>`; `ramdisk`, `kernel_args`,
+//! `boot_prompts`, `boot_timeout`, `job_timeout` and an optional interactive
+//! `test_commands` list. Every value goes through `tojson` (JSON strings are YAML).
+//!
 //! The full contracts are at the top of each template file.
 
 use std::fmt;
@@ -55,6 +64,10 @@ pub const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
     (
         "shell/baseline.jinja2",
         include_str!("../templates/shell/baseline.jinja2"),
+    ),
+    (
+        "lava/baseline.jinja2",
+        include_str!("../templates/lava/baseline.jinja2"),
     ),
 ];
 

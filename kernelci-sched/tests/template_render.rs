@@ -541,3 +541,118 @@ fn templates_are_shareable_between_threads() {
     assert_send_sync::<Templates>();
     assert_send_sync::<TemplateError>();
 }
+
+fn lava_ctx() -> JobContext {
+    JobContext::new("baseline-qemu", "lava")
+        .node(json!({
+            "id": "65a1b2c3d4e5f60718293a4b", "name": "baseline-qemu",
+            "artifacts": {"kernel": "http://127.0.0.1:8001/storage/k-1/bzImage"},
+            "data": {"kernel_revision": {"describe": "v6.1.99"}},
+        }))
+        .platform(
+            json!({"name": "qemu-x86_64", "base_name": "qemu", "arch": "x86_64",
+                         "boot_method": "qemu", "context": {"arch": "amd64"}}),
+        )
+        .params(json!({
+            "ramdisk": "/srv/initramfs.cpio.gz",
+            "priority": 28,
+            "notify": {"callback": {"token": "kernelci-callback", "header": "Authorization"}},
+        }))
+        .instance(None, Some("http://127.0.0.1:8001/pipeline".into()))
+}
+
+fn yaml(text: &str) -> Value {
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).expect("YAML");
+    serde_json::to_value(v).expect("JSON")
+}
+
+#[test]
+fn lava_baseline_renders_a_job_with_the_callback_and_priority() {
+    let t = Templates::new();
+    let out = t
+        .render("lava", "baseline.jinja2", &lava_ctx().build())
+        .expect("renders");
+    let job = yaml(&out);
+    assert_eq!(job["device_type"], "qemu");
+    assert_eq!(
+        job["job_name"],
+        "[kernelci-rs] 65a1b2c3d4e5f60718293a4b baseline-qemu v6.1.99"
+    );
+    assert_eq!(job["priority"], 28);
+    assert_eq!(job["context"], json!({"arch": "amd64"}));
+    assert_eq!(job["metadata"]["node_id"], "65a1b2c3d4e5f60718293a4b");
+    assert_eq!(job["timeouts"]["job"]["minutes"], 25);
+    let cb = &job["notify"]["callback"];
+    assert_eq!(
+        cb["url"],
+        "http://127.0.0.1:8001/pipeline/node/65a1b2c3d4e5f60718293a4b"
+    );
+    assert_eq!(cb["token"], "kernelci-callback");
+    assert_eq!(cb["header"], "Authorization");
+    assert_eq!(cb["method"], "POST");
+    assert_eq!(cb["dataset"], "all");
+    assert_eq!(cb["content-type"], "json");
+    assert_eq!(job["notify"]["criteria"]["status"], "finished");
+    let deploy = &job["actions"][0]["deploy"];
+    assert_eq!(deploy["to"], "tmpfs");
+    assert_eq!(
+        deploy["images"]["kernel"]["image_arg"],
+        "-kernel {kernel} -append \"console=ttyS0,115200 rdinit=/init\""
+    );
+    assert_eq!(
+        deploy["images"]["ramdisk"]["url"],
+        "file:///srv/initramfs.cpio.gz"
+    );
+    assert_eq!(job["actions"][1]["boot"]["method"], "qemu");
+    assert_eq!(job["actions"][1]["boot"]["prompts"], json!(["/ # "]));
+    // No test commands: a boot-only job.
+    assert_eq!(job["actions"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn lava_baseline_adds_interactive_tests_and_quotes_hostile_values() {
+    let t = Templates::new();
+    let ctx = lava_ctx().params(json!({
+        "test_commands": [
+            {"name": "uname", "command": "uname -a", "successes": ["Linux"]},
+            {"name": "evil", "command": "echo \"x\": y\n- boot: {method: grub}", "successes": ["a: b"]},
+        ],
+    }));
+    let out = t
+        .render("lava", "baseline.jinja2", &ctx.build())
+        .expect("renders");
+    let job = yaml(&out);
+    let actions = job["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 3, "{out}");
+    let script = &actions[2]["test"]["interactive"][0]["script"];
+    assert_eq!(script[0]["command"], "uname -a");
+    assert_eq!(script[0]["successes"][0]["message"], "Linux");
+    assert_eq!(
+        script[1]["command"],
+        "echo \"x\": y\n- boot: {method: grub}"
+    );
+    assert_eq!(script[1]["successes"][0]["message"], "a: b");
+}
+
+#[test]
+fn lava_baseline_needs_a_kernel_and_a_callback_url() {
+    let t = Templates::new();
+    let ctx = JobContext::new("baseline-qemu", "lava")
+        .node(json!({"id": "x", "name": "b", "artifacts": {}}))
+        .platform(json!({"name": "qemu"}))
+        .instance(None, Some("http://h/pipeline".into()));
+    let err = t
+        .render("lava", "baseline.jinja2", &ctx.build())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("node.artifacts.kernel is missing"),
+        "{err}"
+    );
+    let ctx = JobContext::new("baseline-qemu", "lava")
+        .node(json!({"id": "x", "name": "b", "artifacts": {"kernel": "http://k"}}))
+        .platform(json!({"name": "qemu"}));
+    let err = t
+        .render("lava", "baseline.jinja2", &ctx.build())
+        .unwrap_err();
+    assert!(err.to_string().contains("instance_callback"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! The pipeline REST API (specs/pipeline.md §6), served under `/pipeline` by `kernelci up`:
 //! `POST /api/checkout`, `POST /api/jobretry`, `POST /api/patchset` (the patchset role does
-//! the rest), `GET /api/metrics`, and the LAVA callback `POST /node/{id}` (501 until the
-//! LAVA runtime exists).
+//! the rest), `GET /api/metrics`, and the LAVA callback `POST /node/{id}`
+//! ([`crate::lava_callback`]).
 //!
 //! Tokens: HS256 JWTs in `Authorization` (raw, as kci-dev sends them, or `Bearer`), with a
 //! `permissions` list (`checkout`, `testretry`, `patchset`) and an `email`; `exp` is checked.
@@ -31,6 +31,7 @@ pub struct PipelineApi {
     ctx: Ctx,
     secrets: Arc<Vec<Vec<u8>>>,
     metrics: Arc<Metrics>,
+    callbacks: Arc<crate::lava_callback::CallbackGate>,
 }
 
 #[derive(Default)]
@@ -39,6 +40,7 @@ struct Metrics {
     api_requests: AtomicU64,
     auth_fail: AtomicU64,
     callbacks: AtomicU64,
+    callback_fail: AtomicU64,
 }
 
 type Reply = (StatusCode, axum::Json<Value>);
@@ -54,7 +56,15 @@ impl PipelineApi {
             ctx,
             secrets: Arc::new(secrets),
             metrics: Arc::new(Metrics::default()),
+            callbacks: Arc::new(crate::lava_callback::CallbackGate::default()),
         }
+    }
+
+    /// Accept LAVA callbacks carrying one of `tokens` (every LAVA lab's `runtime_token`
+    /// and `callback_token`).
+    pub fn with_callback_tokens(mut self, tokens: Vec<String>) -> PipelineApi {
+        self.callbacks = Arc::new(crate::lava_callback::CallbackGate::new(tokens));
+        self
     }
 
     /// The router (mount it under `/pipeline`, or at `/` when the role runs alone).
@@ -478,13 +488,37 @@ async fn patchset(
     create_node(api, node, jobfilter, platform_filter).await
 }
 
-async fn callback(State(api): State<PipelineApi>, Path(_id): Path<String>) -> Response {
+/// A LAVA notify callback (checks in [`crate::lava_callback`]).
+async fn callback(
+    State(api): State<PipelineApi>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::lava_callback::Accepted;
     api.metrics.callbacks.fetch_add(1, Ordering::Relaxed);
-    reply(
-        StatusCode::NOT_IMPLEMENTED,
-        "not implemented: LAVA callbacks arrive with the LAVA runtime",
-    )
-    .into_response()
+    let auth = headers.get("authorization").and_then(|h| h.to_str().ok());
+    match api.callbacks.check(&api.ctx, &id, auth, &body).await {
+        Ok(Accepted::Process(node, cb)) => {
+            crate::lava_callback::spawn(api.ctx.clone(), api.callbacks.clone(), *node, *cb);
+            reply(StatusCode::ACCEPTED, "OK").into_response()
+        }
+        Ok(Accepted::Duplicate) => reply(
+            StatusCode::OK,
+            format!("Already processed: the callback of node {id} was received before"),
+        )
+        .into_response(),
+        Err(refusal) => {
+            if refusal.status == 401 {
+                api.metrics.auth_fail.fetch_add(1, Ordering::Relaxed);
+            } else {
+                api.metrics.callback_fail.fetch_add(1, Ordering::Relaxed);
+            }
+            let status =
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            reply(status, refusal.message).into_response()
+        }
+    }
 }
 
 async fn metrics(State(api): State<PipelineApi>) -> impl IntoResponse {
@@ -503,6 +537,10 @@ async fn metrics(State(api): State<PipelineApi>) -> impl IntoResponse {
         (
             "lava_callback_requests_total",
             m.callbacks.load(Ordering::Relaxed),
+        ),
+        (
+            "lava_callback_refused_total",
+            m.callback_fail.load(Ordering::Relaxed),
         ),
     ] {
         out.push_str(&format!(

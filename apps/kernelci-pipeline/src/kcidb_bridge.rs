@@ -210,7 +210,7 @@ pub async fn send(
     for n in &nodes {
         let Some(id) = n["id"].as_str() else { continue };
         ids.push(id.to_string());
-        if kernelci_kcidb::maestro::should_defer_for_retry(n) {
+        if kernelci_kcidb::maestro::should_defer_for_retry(n, ctx.settings.max_retries) {
             continue;
         }
         let excerpt = match kernelci_kcidb::maestro::log_url(n, &lookup) {

@@ -1,6 +1,6 @@
 //! The pipeline roles of KernelCI (specs/pipeline.md): trigger, tarball, scheduler (with
 //! the shell runtime's job collection), timeout/holdoff/closing, job-retry, the KCIDB
-//! bridge, and the pipeline REST API.
+//! bridge, and the pipeline REST API with the LAVA callback.
 //!
 //! Every role talks to the Maestro API over HTTP with a token, exactly as upstream's
 //! services do, so each can run in its own process (`kernelci pipeline <role>`) or all of
@@ -15,8 +15,10 @@ pub mod events;
 pub mod git;
 pub mod job_retry;
 pub mod kcidb_bridge;
+pub mod lava_callback;
 pub mod patchset;
 pub mod scheduler;
+pub mod secrets;
 pub mod storage;
 pub mod tarball;
 pub mod telemetry;

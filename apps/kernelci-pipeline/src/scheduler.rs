@@ -286,6 +286,25 @@ impl Scheduler {
         if let Some(priority) = tree_priority(&self.ctx, input) {
             node["data"]["tree_priority"] = priority.into();
         }
+        // The lab's queue limit (LAVA, specs/pipeline.md §3.4), before any node exists: a
+        // skipped job is not retried, as upstream. The device type is the one the job
+        // definition asks for (params.device_type, else the platform's base_name, else its
+        // name); upstream checks the platform name even when base_name differs.
+        let base_priority = job_base_priority(&node, input, job);
+        let device_type = job
+            .params
+            .get("device_type")
+            .and_then(Value::as_str)
+            .or(platform.base_name.as_deref())
+            .unwrap_or(&platform_name)
+            .to_string();
+        let check = {
+            let rt = runtime.clone();
+            tokio::task::spawn_blocking(move || rt.queue_check(&device_type, base_priority)).await
+        };
+        if let Ok(Err(why)) = check {
+            return Planned::Skipped(format!("{}: {why}", job_name));
+        }
         let key = format!(
             "{parent_id}/{}/{}/{}/{retry_counter}",
             job_name, plan.runtime, platform_name
@@ -354,6 +373,12 @@ impl Scheduler {
             Err(why) => return self.fail(node, "invalid_job_params", &why).await,
         };
         let fragment_configs = params.get("fragment_configs").cloned().unwrap_or(json!({}));
+        // Runtime variables (LAVA: priority, notify) go in before the job's own params:
+        // a job may still set its own.
+        let mut params = params;
+        for (k, v) in runtime.template_vars(job_base_priority(&node, input, job)) {
+            params.entry(k).or_insert(v);
+        }
         let mut context = JobContext::new(job_name, runtime.lab_type())
             .node(view.clone())
             .platform(platform.clone())
@@ -629,6 +654,16 @@ fn new_job_node(input: &Value, name: &str, kind: &str, retry_counter: i64) -> Va
         }
     }
     node
+}
+
+/// The job's base priority (0-100): the job node's, with a user request's own
+/// `data.priority` taken from the node it was made from.
+fn job_base_priority(node: &Value, input: &Value, job: &kernelci_sched::config::JobConfig) -> u8 {
+    let mut view = node.clone();
+    if let Some(p) = input["data"].get("priority").filter(|p| !p.is_null()) {
+        view["data"]["priority"] = p.clone();
+    }
+    kernelci_sched::runtime::priority::base_priority(&view, job.priority)
 }
 
 /// The build config priority of the input's tree/branch.

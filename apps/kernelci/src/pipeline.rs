@@ -43,6 +43,10 @@ pub struct PipelineArgs {
     /// Default time limit of a job, in minutes (a job's `params.job_timeout` wins).
     #[arg(long, env = "KERNELCI_JOB_TIMEOUT", default_value_t = 60)]
     pub job_timeout: u64,
+    /// How many times job-retry schedules a job again after it ended incomplete (or a
+    /// baseline job failed); upstream: 3. KCIDB hears of such a job after its last try.
+    #[arg(long, env = "KERNELCI_JOB_RETRIES", default_value_t = 3)]
+    pub job_retries: u32,
     /// Seconds between sweeps of results not yet sent to KCIDB.
     #[arg(long, env = "KERNELCI_KCIDB_SWEEP", default_value_t = 300)]
     pub kcidb_sweep: u64,
@@ -64,6 +68,12 @@ pub struct PipelineArgs {
     /// Public base URL of that storage server's files (default: --storage-api).
     #[arg(long, env = "KERNELCI_STORAGE_URL")]
     pub storage_url: Option<String>,
+    /// Upstream's settings file (kernelci.toml) holding the lab tokens:
+    /// `[runtime.<name>] runtime_token = "..."` (LAVA API token, used to submit jobs) and
+    /// `callback_token = "..."` (what LAVA sends back). Default: the first of
+    /// ./kernelci.toml, ~/.config/kernelci/kernelci.toml, /etc/kernelci/kernelci.toml.
+    #[arg(long = "settings", env = "KCI_SETTINGS")]
+    pub settings: Option<PathBuf>,
 }
 
 /// What `kernelci up` mounts and runs for the pipeline.
@@ -129,13 +139,42 @@ pub fn load_config(path: &Path) -> Result<kernelci_sched::config::PipelineConfig
     Ok(config)
 }
 
-/// Build the runtimes of the configuration this binary can run (shell); the others are
-/// reported and skipped.
+/// The lab tokens: `--settings`, else the first of upstream's default places that exists.
+fn load_secrets(args: &PipelineArgs) -> Result<kernelci_pipeline::secrets::Secrets> {
+    use kernelci_pipeline::secrets::Secrets;
+    let path = match &args.settings {
+        Some(p) => p.clone(),
+        None => {
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let candidates = [
+                Some(PathBuf::from("kernelci.toml")),
+                home.map(|h| h.join(".config/kernelci/kernelci.toml")),
+                Some(PathBuf::from("/etc/kernelci/kernelci.toml")),
+            ];
+            match candidates.into_iter().flatten().find(|p| p.is_file()) {
+                Some(p) => p,
+                None => return Ok(Secrets::default()),
+            }
+        }
+    };
+    let secrets = Secrets::load(&path).context("cannot read the settings file")?;
+    tracing::info!(
+        "pipeline: settings {} ({} runtime token sections)",
+        path.display(),
+        secrets.runtimes.len()
+    );
+    Ok(secrets)
+}
+
+/// The runtimes this binary can run, built from the configuration (shell, lava), and the
+/// tokens LAVA labs may call back with. The others are reported and skipped.
 fn runtimes(
     config: &kernelci_sched::config::PipelineConfig,
+    secrets: &kernelci_pipeline::secrets::Secrets,
     jobs_dir: &Path,
-) -> HashMap<String, Arc<dyn Runtime>> {
+) -> (HashMap<String, Arc<dyn Runtime>>, Vec<String>) {
     let mut out: HashMap<String, Arc<dyn Runtime>> = HashMap::new();
+    let mut callback_tokens = Vec::new();
     for (name, rt) in &config.runtimes {
         match rt.lab_type.as_str() {
             "shell" => {
@@ -146,12 +185,38 @@ fn runtimes(
                     Err(e) => tracing::error!("pipeline: runtime {name}: {e}"),
                 }
             }
+            "lava" => {
+                let tokens = secrets.runtime(name);
+                callback_tokens.extend(tokens.runtime_token.clone());
+                callback_tokens.extend(tokens.callback_token.clone());
+                let lab = kernelci_lava::lab::LabConfig::from_runtime(
+                    name,
+                    &rt.fields,
+                    kernelci_lava::lab::LabSecrets {
+                        runtime_token: tokens.runtime_token.clone(),
+                        callback_token: tokens.callback_token.clone(),
+                    },
+                );
+                match lab.map_err(|e| e.to_string()).and_then(|lab| {
+                    kernelci_lava::runtime::LavaRuntime::new(lab).map_err(|e| e.to_string())
+                }) {
+                    Ok(lava) => {
+                        if tokens.runtime_token.is_none() {
+                            tracing::warn!(
+                                "pipeline: runtime {name}: no runtime_token in the settings file ([runtime.{name}]): the lab will refuse submissions"
+                            );
+                        }
+                        out.insert(name.clone(), Arc::new(lava));
+                    }
+                    Err(e) => tracing::error!("pipeline: runtime {name}: {e}"),
+                }
+            }
             other => tracing::warn!(
                 "pipeline: runtime {name}: lab_type {other} is not implemented yet; its jobs are not scheduled"
             ),
         }
     }
-    out
+    (out, callback_tokens)
 }
 
 fn settings(args: &PipelineArgs, work_dir: PathBuf, public_url: &str) -> Settings {
@@ -162,6 +227,7 @@ fn settings(args: &PipelineArgs, work_dir: PathBuf, public_url: &str) -> Setting
     s.timeout_poll = Duration::from_secs(args.timeout_poll.max(1));
     s.job_timeout = Duration::from_secs(args.job_timeout.max(1) * 60);
     s.kcidb_sweep = Duration::from_secs(args.kcidb_sweep.max(1));
+    s.max_retries = i64::from(args.job_retries);
     s.patchset_poll = Duration::from_secs(args.patchset_poll.max(1));
     if let Some(domains) = &args.patch_domains {
         s.patch_domains = domains.clone();
@@ -251,16 +317,19 @@ pub async fn prepare(
         templates: Arc::new(templates),
     };
     let secret = pipeline_secret(store).await?;
+    let secrets = load_secrets(args)?;
+    let (rts, callback_tokens) = runtimes(&config, &secrets, &work_dir.join("jobs"));
     let mut router = axum::Router::new().nest(
         "/pipeline",
-        PipelineApi::new(ctx.clone(), vec![secret.into_bytes()]).router(),
+        PipelineApi::new(ctx.clone(), vec![secret.into_bytes()])
+            .with_callback_tokens(callback_tokens)
+            .router(),
     );
     if args.storage_api.is_none() {
         let dir = data_dir.join("artifacts");
         crate::options::ensure_dir(&dir)?;
         router = router.nest_service("/storage", tower_http::services::ServeDir::new(dir));
     }
-    let rts = runtimes(&config, &work_dir.join("jobs"));
     let start =
         Box::pin(async move { kernelci_pipeline::spawn_roles(&ctx, &roles, rts, kcidb).await });
     Ok(Some(Started { router, start }))
@@ -347,7 +416,23 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
         }
         PipelineCommand::Check { path, json } => {
             let config = load_config(&path)?;
-            let problems = config.validate();
+            let mut problems: Vec<String> =
+                config.validate().iter().map(|p| p.to_string()).collect();
+            // What the runtimes themselves refuse at start-up.
+            for (name, rt) in &config.runtimes {
+                if rt.lab_type == "lava"
+                    && let Err(e) = kernelci_lava::lab::LabConfig::from_runtime(
+                        name,
+                        &rt.fields,
+                        kernelci_lava::lab::LabSecrets::default(),
+                    )
+                {
+                    if !json {
+                        eprintln!("pipeline configuration: {e}");
+                    }
+                    problems.push(e.to_string());
+                }
+            }
             if json {
                 println!(
                     "{}",
@@ -355,7 +440,7 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                         "trees": config.trees.len(), "build_configs": config.build_configs.len(),
                         "jobs": config.jobs.len(), "platforms": config.platforms.len(),
                         "runtimes": config.runtimes.len(), "scheduler": config.scheduler.len(),
-                        "warnings": problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                        "warnings": problems,
                     })
                 );
             } else {
@@ -410,7 +495,8 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                 }),
                 _ => None,
             };
-            let rts = runtimes(&config, &work_dir.join("jobs"));
+            let secrets = load_secrets(&r.pipeline)?;
+            let (rts, _) = runtimes(&config, &secrets, &work_dir.join("jobs"));
             let tasks = kernelci_pipeline::spawn_roles(&ctx, &roles, rts, kcidb).await;
             eprintln!("kernelci pipeline: running {} role(s)", tasks.len());
             crate::serve::shutdown_signal().await;

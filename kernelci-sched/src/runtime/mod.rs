@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod priority;
 #[cfg(feature = "shell")]
 mod shell;
 #[cfg(feature = "shell")]
@@ -125,4 +126,16 @@ pub trait Runtime: Send + Sync {
     /// Forgets the job and removes what it left behind (stops it first if still running);
     /// call it once the results were collected.
     fn release(&self, handle: &JobHandle) -> Result<(), RuntimeError>;
+    /// Template variables this runtime adds to each job it runs, given the job's base
+    /// priority (0-100, [`priority::base_priority`]). LAVA adds `priority` (scaled to the
+    /// lab's range) and `notify` (the callback block); the default adds nothing.
+    fn template_vars(&self, _base_priority: u8) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+    /// Whether this runtime takes one more job for `device_type` at `base_priority` now.
+    /// `Err(reason)` asks the scheduler to skip the job (LAVA's queue limit, specs/pipeline.md
+    /// §3.4). A runtime that cannot tell (its lab unreachable) answers `Ok`: fail open.
+    fn queue_check(&self, _device_type: &str, _base_priority: u8) -> Result<(), String> {
+        Ok(())
+    }
 }
