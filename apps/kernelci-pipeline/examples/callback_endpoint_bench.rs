@@ -102,7 +102,8 @@ async fn main() -> std::process::ExitCode {
         .create(&json!({
             "kind": "job", "name": "kselftest-bench", "path": ["checkout", "kselftest-bench"],
             "state": "running",
-            "data": {"kernel_revision": {"tree": "mainline", "branch": "master", "commit": "abc"},
+            "data": {"kernel_revision": {"tree": "mainline", "branch": "master", "commit": "abc",
+                                         "url": "https://git.example.org/linux.git"},
                      "arch": "x86_64", "platform": "qemu-x86", "runtime": "lava-bench"},
         }))
         .await

@@ -375,6 +375,16 @@ pub struct RunArgs {
     /// KCIDB token for the kcidb role.
     #[arg(long, env = "KCIDB_TOKEN", hide_env_values = true)]
     pub kcidb_token: Option<String>,
+    /// Also serve the pipeline REST API here (`ADDR:PORT`): the LAVA callback
+    /// (`/node/{id}`) and, with --pipeline-secret, `/api/checkout|jobretry|patchset`
+    /// (upstream's separate lava-callback service). Labs call back to
+    /// `--public-base-url` + `/pipeline`, so route that prefix here.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The pipeline API's token secret (`kernelci up` keeps it in its database); without it
+    /// the token-protected pipeline API answers 401 and only lab callbacks are served.
+    #[arg(long, env = "KERNELCI_PIPELINE_SECRET", hide_env_values = true)]
+    pub pipeline_secret: Option<String>,
 }
 
 /// Options of `kernelci pipeline token`.
@@ -496,8 +506,32 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                 _ => None,
             };
             let secrets = load_secrets(&r.pipeline)?;
-            let (rts, _) = runtimes(&config, &secrets, &work_dir.join("jobs"));
-            let tasks = kernelci_pipeline::spawn_roles(&ctx, &roles, rts, kcidb).await;
+            let (rts, callback_tokens) = runtimes(&config, &secrets, &work_dir.join("jobs"));
+            let mut tasks = Vec::new();
+            if let Some(addr) = r.listen {
+                let secret: Vec<Vec<u8>> = r
+                    .pipeline_secret
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.clone().into_bytes())
+                    .collect();
+                let router = axum::Router::new().nest(
+                    "/pipeline",
+                    PipelineApi::new(ctx.clone(), secret)
+                        .with_callback_tokens(callback_tokens)
+                        .router(),
+                );
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                eprintln!("kernelci pipeline: pipeline API on http://{addr}/pipeline");
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!("pipeline API: {e}");
+                    }
+                }));
+            }
+            tasks.extend(kernelci_pipeline::spawn_roles(&ctx, &roles, rts, kcidb).await);
             eprintln!("kernelci pipeline: running {} role(s)", tasks.len());
             crate::serve::shutdown_signal().await;
             for t in tasks {

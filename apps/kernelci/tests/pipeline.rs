@@ -459,3 +459,126 @@ fn bad_pipeline_configurations_are_refused_clearly() {
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["runtimes"], 1);
 }
+
+/// LAVA callbacks reach `/pipeline/node/{id}` of `kernelci up` and of `kernelci pipeline
+/// run --listen` (the scale-out shape); both take the lab tokens from the settings file,
+/// and a broken settings file stops the start with its name. Lab runtimes are checked by
+/// `pipeline check`.
+#[test]
+fn lava_callbacks_are_served_by_up_and_by_pipeline_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = d.join("lava.yaml");
+    std::fs::write(
+        &cfg,
+        "runtimes:\n  lab:\n    lab_type: lava\n    url: http://127.0.0.1:9/\n    notify: {callback: {token: kernelci-callback}}\n",
+    )
+    .unwrap();
+    let settings = d.join("kernelci.toml");
+    std::fs::write(
+        &settings,
+        "[runtime.lab]\nruntime_token = \"api-token\"\ncallback_token = \"cb-secret\"\n",
+    )
+    .unwrap();
+    let (c, s) = (cfg.to_str().unwrap(), settings.to_str().unwrap());
+    let http = reqwest::blocking::Client::new();
+    let post = |base: &str, auth: &str| {
+        let resp = http
+            .post(format!("{base}/pipeline/node/65a1b2c3d4e5f60718293a4b"))
+            .header("authorization", auth)
+            .body(r#"{"id": 1, "status": 2}"#)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+
+    let data = d.join("data");
+    let up = common::start(
+        "up",
+        &data,
+        &[
+            "--config",
+            c,
+            "--settings",
+            s,
+            "--pipeline-roles",
+            "timeout",
+        ],
+        &[],
+    );
+    let (st, body) = post(&up.base, "wrong");
+    assert_eq!(st, 401, "{body}");
+    let (st, body) = post(&up.base, "cb-secret");
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("65a1b2c3d4e5f60718293a4b"), "{body}");
+
+    // The same endpoint from a pipeline process of its own.
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let port = common::free_port();
+    let mut run = Command::new(common::bin())
+        .args(["pipeline", "run", "--config", c, "--settings", s])
+        .args(["--pipeline-roles", "timeout", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--api-url", &format!("{}/latest", up.base)])
+        .args(["--data-dir", d.join("run").to_str().unwrap()])
+        .env("KCI_API_TOKEN", token.trim())
+        .env_remove("KERNELCI_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        match http
+            .post(format!("{base}/pipeline/node/65a1b2c3d4e5f60718293a4b"))
+            .header("authorization", "api-token")
+            .body(r#"{"id": 1, "status": 2}"#)
+            .send()
+        {
+            Ok(resp) => break (resp.status().as_u16(), resp.text().unwrap()),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("pipeline run --listen never answered: {e}"),
+        }
+    };
+    let _ = run.kill();
+    let _ = run.wait();
+    assert_eq!(
+        answer.0, 404,
+        "the runtime token is a callback token too: {}",
+        answer.1
+    );
+
+    // A settings file that is not TOML stops the start, naming the file.
+    std::fs::write(&settings, "[runtime.lab\n").unwrap();
+    let port = format!("127.0.0.1:{}", common::free_port());
+    let (code, _, err) = common::run(
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            &port,
+            "--config",
+            c,
+            "--settings",
+            s,
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot read the settings file"), "{err}");
+    assert!(err.contains("kernelci.toml"), "{err}");
+
+    // `pipeline check` reports what the lab runtime refuses.
+    std::fs::write(
+        &cfg,
+        "runtimes:\n  lab:\n    lab_type: lava\n    url: http://127.0.0.1:9/\n    priority_min: 200\n",
+    )
+    .unwrap();
+    let (code, out, err) = common::run(&["pipeline", "check", c, "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    let warnings = summary["warnings"].to_string();
+    assert!(warnings.contains("runtimes.lab.priority_min"), "{warnings}");
+}
