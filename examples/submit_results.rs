@@ -1,21 +1,30 @@
-//! Build a KCIDB v5.3 submission in code, check it, print it (and how to send it).
+//! Build a KCIDB v5.3 submission in code, check it, and print it or send it.
 //!
 //! A lab reports one checkout (the commit it tested), one build of it and two tests of that
 //! build. Every id is `<origin>:<your own id>` and every object carries the lab's origin;
 //! the receiver refuses objects of another origin than the token's.
 //!
-//! `cargo run -p kernelci-examples --example submit_results > results.json`
-//! `cargo run -p kernelci-examples --example submit_results -- --url http://localhost:8001/kcidb/submit --token $TOKEN`
+//! ```text
+//! cargo run -p kernelci-examples --example submit_results > results.json
+//! cargo run -p kernelci-examples --example submit_results -- \
+//!     --url http://localhost:8001/kcidb/submit --token "$(kernelci kcidb token --origin mylab)"
+//! ```
 //!
-//! To send the file, `kci submit results.json --url ... --token ...` (retries, receipts), or
-//! the `curl` command this prints with `--url`/`--token`.
+//! With `--url`/`--token` it sends the submission with `kernelci_kcidb::client` (retries on
+//! 5xx and connection errors; resubmitting is harmless, KCIDB merges) and waits until the
+//! receipt is `processed` (loaded into the database). `kci submit results.json --url ...
+//! --token ...` does the same for files.
 
+use std::process::ExitCode;
+use std::time::Duration;
+
+use kernelci_kcidb::client::{Client, Receipt};
 use kernelci_kcidb::{Build, Checkout, Environment, Status, Submission, Test};
 
 /// The lab's origin: the `origin` claim of its KCIDB token.
-const ORIGIN: &str = "mylab";
+pub const ORIGIN: &str = "mylab";
 
-fn main() {
+fn main() -> ExitCode {
     let submission = results();
 
     // Check it as the receiver will (it answers 400 with the same problems otherwise).
@@ -24,29 +33,49 @@ fn main() {
             eprintln!("{problem}");
         }
         eprintln!("invalid: {rejection}");
-        std::process::exit(1);
+        return ExitCode::from(1);
     }
-    let json = submission.to_json();
-    println!("{json}");
 
-    // With `--url URL --token TOKEN`: the command that sends it.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
     };
-    if let (Some(url), Some(token)) = (value("--url"), value("--token")) {
-        eprintln!(
-            "send it with:\n  curl -fsS -X POST '{url}' -H 'Authorization: Bearer {token}' \
-             -H 'Content-Type: application/json' --data-binary @results.json\n\
-             (or: kci submit results.json --url '{url}' --token '{token}')"
-        );
+    match (value("--url"), value("--token")) {
+        (Some(url), Some(token)) => match send(&submission, url, token, Duration::from_secs(60)) {
+            Ok(receipt) => {
+                println!("{}: {}", receipt.id, receipt.status);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("submission failed: {e}");
+                ExitCode::from(1)
+            }
+        },
+        _ => {
+            println!("{}", submission.to_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 
+/// Posts `submission` to the receiver's `submit_url` with `token`, then polls `/status`
+/// until the receipt is final (at most `wait`); returns the last receipt (`processed` when
+/// the objects are in the database). A refusal (4xx) is an error carrying the server's body.
+pub fn send(
+    submission: &Submission,
+    submit_url: &str,
+    token: &str,
+    wait: Duration,
+) -> Result<Receipt, kernelci_kcidb::client::ClientError> {
+    let client = Client::new(submit_url, token)?;
+    let receipt = client.submit(submission)?;
+    client.wait(&receipt.id, wait)
+}
+
 /// One checkout, one build, two tests (ids are `<origin>:<local id>`).
-fn results() -> Submission {
+pub fn results() -> Submission {
     let checkout_id = format!("{ORIGIN}:checkout-1");
     let build_id = format!("{ORIGIN}:build-1");
     let mut submission = Submission::new();

@@ -375,10 +375,10 @@ pub struct RunArgs {
     /// KCIDB token for the kcidb role.
     #[arg(long, env = "KCIDB_TOKEN", hide_env_values = true)]
     pub kcidb_token: Option<String>,
-    /// Also serve the pipeline REST API here (`ADDR:PORT`): the LAVA callback
-    /// (`/node/{id}`) and, with --pipeline-secret, `/api/checkout|jobretry|patchset`
-    /// (upstream's separate lava-callback service). Labs call back to
-    /// `--public-base-url` + `/pipeline`, so route that prefix here.
+    /// Also serve the pipeline REST API here (`ADDR:PORT`, under `/pipeline` as in
+    /// `kernelci up`): the LAVA callback `/pipeline/node/{id}` and, with
+    /// --pipeline-secret, `/pipeline/api/checkout|jobretry|patchset` (upstream's separate
+    /// lava-callback service). Labs call back to `--public-base-url` + `/pipeline/node/..`.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
     /// The pipeline API's token secret (`kernelci up` keeps it in its database); without it
