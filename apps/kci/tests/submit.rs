@@ -254,7 +254,10 @@ fn unreadable_file_exits_2_before_sending_anything() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
-/// A server answering 503 to the first `failures` requests, then 200 with a receipt.
+/// A server answering 503 to the first `failures` requests, then 200 with a receipt. It
+/// reads each body before answering, as a real receiver does: answering a streamed upload
+/// before reading it lets the connection close under the client's feet (a transport error,
+/// not the 503 the test is about).
 fn flaky_server(failures: usize) -> (String, Arc<AtomicUsize>, tokio::runtime::Runtime) {
     use axum::http::StatusCode;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -266,7 +269,7 @@ fn flaky_server(failures: usize) -> (String, Arc<AtomicUsize>, tokio::runtime::R
     let counter = hits.clone();
     let app = axum::Router::new().route(
         "/submit",
-        axum::routing::post(move || {
+        axum::routing::post(move |_body: axum::body::Bytes| {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n < failures {
