@@ -65,6 +65,7 @@ fn submission(timeout: Duration) -> JobSubmission {
         definition: "d".into(),
         timeout,
         env: Vec::new(),
+        image: None,
     }
 }
 

@@ -349,6 +349,7 @@ mod tests {
             definition: "job_name: j".into(),
             timeout: Duration::ZERO,
             env: vec![],
+            image: None,
         };
         let e = rt.submit(&job).unwrap_err().to_string();
         assert_eq!(
@@ -383,6 +384,7 @@ mod tests {
             definition: "job_name: j\ndevice_type: qemu\n".into(),
             timeout: Duration::ZERO,
             env: vec![],
+            image: None,
         };
         let e = rt.submit(&job).unwrap_err().to_string();
         assert_eq!(e, "invalid submission: job definition: actions: missing");
@@ -457,6 +459,7 @@ mod tests {
                     .into(),
             timeout: Duration::ZERO,
             env: vec![],
+            image: None,
         };
         assert_eq!(rt.submit(&job).unwrap().job_id, "9");
         let e = rt.submit(&job).unwrap_err();

@@ -197,6 +197,7 @@ fn runtime_part(url: &str, token: &str, finished_job: i64) {
         definition: JOB.to_string(),
         timeout: Duration::ZERO,
         env: vec![],
+        image: None,
     };
     // LAVA refusing a definition (unknown device type: HTTP 400) is an invalid submission.
     let refused = JobSubmission {

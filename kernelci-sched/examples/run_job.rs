@@ -100,6 +100,7 @@ mod imp {
                 definition: script,
                 timeout: Duration::from_secs(args.timeout),
                 env: Vec::new(),
+                image: None,
             })
             .map_err(|e| e.to_string())?;
         let dir = rt.workdir(&handle).unwrap_or_default();

@@ -16,6 +16,7 @@ fn job(node: &str, name: &str, script: &str, timeout_s: u64) -> JobSubmission {
         definition: script.into(),
         timeout: Duration::from_secs(timeout_s),
         env: vec![("KCI_TEST_VAR".into(), "hello from env".into())],
+        image: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn run(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            image: None,
         })
         .expect("submit");
     let start = Instant::now();

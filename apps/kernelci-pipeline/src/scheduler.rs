@@ -423,6 +423,7 @@ impl Scheduler {
                 ("KCI_NODE_ID".into(), id.clone()),
                 ("KCI_API_URL".into(), self.ctx.settings.public_api_url()),
             ],
+            image: job.image.clone(),
         };
         let rt = runtime.clone();
         let handle = match tokio::task::spawn_blocking(move || rt.submit(&submission)).await {
@@ -500,13 +501,19 @@ impl Scheduler {
     }
 
     /// Jobs of our local runtimes that were running when this scheduler (same
-    /// [`crate::Settings::instance`]) stopped cannot be followed any more: mark them incomplete at once (job-retry reruns them)
-    /// instead of waiting hours for their timeout.
+    /// [`crate::Settings::instance`]) stopped. A shell job cannot be followed any more: it is
+    /// marked incomplete at once (job-retry reruns it) instead of waiting hours for its
+    /// timeout. A docker job's container outlives the scheduler: while the engine still has
+    /// it (running or ended), it is watched again and collected as usual (its run time limit
+    /// is then only the node's timeout); only a job whose container is gone is failed like a
+    /// shell job. An engine that does not answer leaves the node to the timeout role.
     async fn recover_lost_jobs(&self) {
         for (name, rt) in self.runtimes.iter() {
-            if rt.lab_type() != "shell" {
-                continue;
-            }
+            let docker = match rt.lab_type() {
+                "shell" => false,
+                "docker" => true,
+                _ => continue,
+            };
             let Ok(nodes) = self
                 .ctx
                 .api
@@ -522,6 +529,47 @@ impl Scheduler {
             for node in nodes {
                 if node["data"]["job_id"].is_null() {
                     continue;
+                }
+                if docker {
+                    let handle = JobHandle {
+                        runtime: name.clone(),
+                        job_id: match &node["data"]["job_id"] {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                    };
+                    let status = {
+                        let (rt, handle) = (rt.clone(), handle.clone());
+                        tokio::task::spawn_blocking(move || rt.status(&handle)).await
+                    };
+                    match status {
+                        Ok(Ok(JobStatus::Lost)) => {}
+                        Ok(Ok(_)) => {
+                            let node_id = node["id"].as_str().unwrap_or_default().to_string();
+                            tracing::info!(
+                                "scheduler: {node_id}: container {} still known to the engine; watching it again",
+                                handle.job_id
+                            );
+                            if let Ok(mut v) = self.in_flight.lock() {
+                                v.push(InFlight {
+                                    node_id,
+                                    kind: node["kind"].as_str().unwrap_or("job").to_string(),
+                                    runtime: name.clone(),
+                                    handle,
+                                });
+                            }
+                            continue;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(
+                                "scheduler: {}: cannot check container {}: {e}",
+                                node["id"].as_str().unwrap_or_default(),
+                                handle.job_id
+                            );
+                            continue;
+                        }
+                        Err(_) => continue,
+                    }
                 }
                 let _ = self
                     .fail(

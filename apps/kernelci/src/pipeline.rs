@@ -185,6 +185,23 @@ fn runtimes(
                     Err(e) => tracing::error!("pipeline: runtime {name}: {e}"),
                 }
             }
+            "docker" => {
+                // The engine's socket: DOCKER_HOST (unix://) or /var/run/docker.sock.
+                let socket = kernelci_sched::runtime::default_docker_socket();
+                match kernelci_sched::runtime::DockerRuntime::new(
+                    name,
+                    jobs_dir.join(name),
+                    &rt.fields,
+                ) {
+                    Ok(docker) => {
+                        tracing::info!("pipeline: runtime {name}: Docker engine at {socket}");
+                        out.insert(name.clone(), Arc::new(docker));
+                    }
+                    Err(e) => tracing::error!(
+                        "pipeline: runtime {name}: Docker engine at {socket}: {e}; its jobs are not scheduled"
+                    ),
+                }
+            }
             "lava" => {
                 let tokens = secrets.runtime(name);
                 callback_tokens.extend(tokens.runtime_token.clone());

@@ -19,6 +19,10 @@ pub mod priority;
 mod shell;
 #[cfg(feature = "shell")]
 pub use shell::ShellRuntime;
+#[cfg(feature = "docker")]
+mod docker;
+#[cfg(feature = "docker")]
+pub use docker::{DockerRuntime, default_docker_socket};
 
 /// A job to run: the rendered definition plus what the runtime needs around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,9 @@ pub struct JobSubmission {
     pub timeout: Duration,
     /// Environment variables added to the job's environment.
     pub env: Vec<(String, String)>,
+    /// The container image the job runs in (the job's `image:`), for container runtimes;
+    /// the shell and LAVA runtimes ignore it.
+    pub image: Option<String>,
 }
 
 /// Identifies a submitted job; storable (JSON) and valid across restarts of the caller.
@@ -95,6 +102,14 @@ pub enum RuntimeError {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// The container engine refused a request or could not be reached.
+    #[error("{context}: {message}")]
+    Engine {
+        /// What was being done (names the engine's socket when it is unreachable).
+        context: String,
+        /// The engine's answer or the transport error.
+        message: String,
     },
     /// A filesystem or process operation failed.
     #[error("{context}: {source}")]
