@@ -18,6 +18,11 @@
 //! for up to 2,000 rows, on SQLite `VALUES` lists of up to 500 rows. On PostgreSQL a transaction-scoped
 //! advisory lock serializes batches, so two ingesters on one database cannot interleave
 //! their read-merge-write; on SQLite `BEGIN IMMEDIATE` does the same.
+//!
+//! The same transaction keeps the roll-up [`TEST_ROLLUP`] (tests per build, boot or test,
+//! and status): each written test moves its count from its stored key to its merged one,
+//! so the dashboard's checkout counts read a few rows per build instead of every test. The
+//! migration fills it once for a database made before it.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -345,9 +350,118 @@ fn schema(dialect: Dialect) -> Vec<String> {
             }
         }
     }
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {TEST_ROLLUP} (build_id TEXT NOT NULL, kind TEXT NOT NULL, \
+         status TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (build_id, kind, status))"
+    ));
     // Triage's bookkeeping, created under the same migration lock.
     out.push(TRIAGE_STATE_SCHEMA.to_string());
     out
+}
+
+/// The roll-up of the `tests` table: how many tests of each build are boots or other tests
+/// of each status (`status` `""`: none), kept by the batch load in the transaction that
+/// writes the tests, so a checkout's counts read a few rows per build instead of its tests.
+/// Equal, at every commit, to `SELECT build_id, kind, COALESCE(status, ''), COUNT(*) FROM
+/// tests GROUP BY 1, 2, 3` (rows whose count falls to 0 are deleted).
+pub const TEST_ROLLUP: &str = "test_rollup";
+
+/// Fills [`TEST_ROLLUP`] from the `tests` table (the migration of a database made before it).
+const ROLLUP_FILL_SQL: &str = "INSERT INTO test_rollup (build_id, kind, status, n) \
+    SELECT build_id, CASE WHEN path = 'boot' OR substr(path, 1, 5) = 'boot.' THEN 'boot' \
+    ELSE 'test' END, COALESCE(status, ''), COUNT(*) FROM tests GROUP BY 1, 2, 3";
+
+/// The roll-up changes of a batch as sorted rows, without the ones that cancel out.
+fn rollup_rows(deltas: RollupDeltas) -> Vec<(RollupKey, i64)> {
+    let mut rows: Vec<(RollupKey, i64)> = deltas.into_iter().filter(|(_, n)| *n != 0).collect();
+    rows.sort();
+    rows
+}
+
+/// The build ids of the roll-up rows a batch decremented (where a count may have reached 0).
+fn decremented(rows: &[(RollupKey, i64)]) -> Vec<String> {
+    let mut ids: Vec<String> = rows
+        .iter()
+        .filter(|(_, n)| *n < 0)
+        .map(|((b, _, _), _)| b.clone())
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// Applies a batch's roll-up changes on SQLite.
+async fn rollup_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    deltas: RollupDeltas,
+) -> Result<(), DbError> {
+    let rows = rollup_rows(deltas);
+    let gone = decremented(&rows);
+    for chunk in rows.chunks(LOOKUP_CHUNK) {
+        let sql = format!(
+            "INSERT INTO {TEST_ROLLUP} (build_id, kind, status, n) VALUES {} \
+             ON CONFLICT (build_id, kind, status) DO UPDATE SET n = {TEST_ROLLUP}.n + excluded.n",
+            vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(chunk.len() == LOOKUP_CHUNK);
+        for ((build, kind, status), n) in chunk {
+            query = query.bind(build).bind(*kind).bind(status).bind(*n);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    for chunk in gone.chunks(LOOKUP_CHUNK) {
+        let sql = format!(
+            "DELETE FROM {TEST_ROLLUP} WHERE n = 0 AND build_id IN ({})",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Applies a batch's roll-up changes on PostgreSQL.
+async fn rollup_postgres(
+    conn: &mut sqlx::PgConnection,
+    deltas: RollupDeltas,
+) -> Result<(), DbError> {
+    let rows = rollup_rows(deltas);
+    let gone = decremented(&rows);
+    for chunk in rows.chunks(PG_ROWS) {
+        let mut builds = Vec::with_capacity(chunk.len());
+        let mut kinds = Vec::with_capacity(chunk.len());
+        let mut statuses = Vec::with_capacity(chunk.len());
+        let mut ns = Vec::with_capacity(chunk.len());
+        for ((build, kind, status), n) in chunk {
+            builds.push(build.as_str());
+            kinds.push(*kind);
+            statuses.push(status.as_str());
+            ns.push(*n);
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {TEST_ROLLUP} (build_id, kind, status, n) SELECT * FROM \
+             UNNEST(CAST($1 AS TEXT[]), CAST($2 AS TEXT[]), CAST($3 AS TEXT[]), \
+             CAST($4 AS BIGINT[])) ON CONFLICT (build_id, kind, status) \
+             DO UPDATE SET n = {TEST_ROLLUP}.n + excluded.n"
+        )))
+        .bind(builds)
+        .bind(kinds)
+        .bind(statuses)
+        .bind(ns)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !gone.is_empty() {
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {TEST_ROLLUP} WHERE n = 0 AND build_id = ANY(CAST($1 AS TEXT[]))"
+        )))
+        .bind(gone)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// One bound value.
@@ -564,6 +678,34 @@ impl Counts {
 trait Loadable: KcidbObject + Serialize + DeserializeOwned + PartialEq + Clone + Send {
     fn id(&self) -> &str;
     fn clear_timestamp(&mut self);
+    /// Where the object counts in [`TEST_ROLLUP`] (tests only).
+    fn rollup_key(&self) -> Option<RollupKey> {
+        None
+    }
+}
+
+/// A row of [`TEST_ROLLUP`]: (build id, `boot` or `test`, status or `""` for none).
+type RollupKey = (String, &'static str, String);
+
+/// Count changes of [`TEST_ROLLUP`] rows made by a batch.
+type RollupDeltas = HashMap<RollupKey, i64>;
+
+impl Loadable for crate::Test {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn clear_timestamp(&mut self) {
+        self.timestamp = None;
+    }
+    fn rollup_key(&self) -> Option<RollupKey> {
+        let kind = if crate::query::is_boot_path(self.path.as_deref()) {
+            "boot"
+        } else {
+            "test"
+        };
+        let status = self.status.map_or("", crate::Status::as_str);
+        Some((self.build_id.clone(), kind, status.to_string()))
+    }
 }
 
 macro_rules! loadable {
@@ -578,20 +720,17 @@ macro_rules! loadable {
         }
     )*};
 }
-loadable!(
-    crate::Checkout,
-    crate::Build,
-    crate::Test,
-    crate::Issue,
-    crate::Incident
-);
+loadable!(crate::Checkout, crate::Build, crate::Issue, crate::Incident);
 
 /// The rows to write for one table: the batch merged into what is stored, only those that
-/// change, sorted by key. Returns (object JSON, row args) pairs.
+/// change, sorted by key. Returns (object JSON, row args) pairs, and adds the roll-up count
+/// changes (a new object counts once, a changed one moves from its old key to its new one)
+/// to `deltas`.
 fn changed_rows<T: Loadable>(
     table: &'static Table,
     stored: Vec<String>,
     batch: Vec<T>,
+    deltas: &mut RollupDeltas,
 ) -> Result<Vec<(String, Vec<Arg>)>, DbError>
 where
     T::Key: Ord,
@@ -620,10 +759,16 @@ where
                 if merged == old {
                     continue;
                 }
+                if let Some(k) = old.rollup_key() {
+                    *deltas.entry(k).or_default() -= 1;
+                }
                 merged
             }
             None => object,
         };
+        if let Some(k) = merged.rollup_key() {
+            *deltas.entry(k).or_default() += 1;
+        }
         let value = serde_json::to_value(&merged).unwrap_or(Value::Null);
         let args = args_of(table, &value);
         rows.push((key, value.to_string(), args));
@@ -755,14 +900,14 @@ async fn write_postgres(
 }
 
 macro_rules! load_table {
-    ($tx:expr, $stored:ident, $write:ident, $table:expr, $objects:expr) => {{
+    ($tx:expr, $stored:ident, $write:ident, $table:expr, $objects:expr, $deltas:expr) => {{
         let table: &'static Table = $table;
         let objects = $objects;
         let mut ids: Vec<String> = objects.iter().map(|o| o.id().to_string()).collect();
         ids.sort();
         ids.dedup();
         let stored = $stored(&mut *$tx, table, &ids).await?;
-        let rows = changed_rows(table, stored, objects)?;
+        let rows = changed_rows(table, stored, objects, $deltas)?;
         let written = rows.len() as u64;
         $write(&mut *$tx, table, rows).await?;
         written
@@ -770,7 +915,10 @@ macro_rules! load_table {
 }
 
 macro_rules! load_all {
-    ($pool:expr, $dialect:expr, $stored:ident, $write:ident, $begin:literal, $sub:expr) => {{
+    (
+        $pool:expr, $dialect:expr, $stored:ident, $write:ident, $rollup:ident, $begin:literal,
+        $sub:expr
+    ) => {{
         let sub: Submission = $sub;
         let mut tx = $pool.begin_with($begin).await?;
         if $dialect == Dialect::Postgres {
@@ -780,13 +928,16 @@ macro_rules! load_all {
             .execute(&mut *tx)
             .await?;
         }
+        let mut deltas = RollupDeltas::new();
+        let d = &mut deltas;
         let counts = Counts {
-            checkouts: load_table!(tx, $stored, $write, &CHECKOUTS, sub.checkouts),
-            builds: load_table!(tx, $stored, $write, &BUILDS, sub.builds),
-            tests: load_table!(tx, $stored, $write, &TESTS, sub.tests),
-            issues: load_table!(tx, $stored, $write, &ISSUES, sub.issues),
-            incidents: load_table!(tx, $stored, $write, &INCIDENTS, sub.incidents),
+            checkouts: load_table!(tx, $stored, $write, &CHECKOUTS, sub.checkouts, d),
+            builds: load_table!(tx, $stored, $write, &BUILDS, sub.builds, d),
+            tests: load_table!(tx, $stored, $write, &TESTS, sub.tests, d),
+            issues: load_table!(tx, $stored, $write, &ISSUES, sub.issues, d),
+            incidents: load_table!(tx, $stored, $write, &INCIDENTS, sub.incidents, d),
         };
+        $rollup(&mut *tx, deltas).await?;
         tx.commit().await?;
         Ok(counts)
     }};
@@ -802,8 +953,22 @@ macro_rules! migrate {
             .execute(&mut *tx)
             .await?;
         }
+        let exists = if $dialect == Dialect::Postgres {
+            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM pg_tables WHERE tablename = '{TEST_ROLLUP}' AND schemaname = current_schema()")
+        } else {
+            format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '{TEST_ROLLUP}'")
+        };
+        let had_rollup: i64 = sqlx::query_scalar(AssertSqlSafe(exists))
+            .fetch_one(&mut *tx)
+            .await?;
         for stmt in schema($dialect) {
             sqlx::query(AssertSqlSafe(stmt)).execute(&mut *tx).await?;
+        }
+        if had_rollup == 0 {
+            // A database from before the roll-up: count what is there, once.
+            sqlx::query(AssertSqlSafe(ROLLUP_FILL_SQL.to_string()))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -864,6 +1029,7 @@ impl KcidbDb {
                 Dialect::Sqlite,
                 stored_sqlite,
                 write_sqlite,
+                rollup_sqlite,
                 "BEGIN IMMEDIATE",
                 batch
             ),
@@ -873,6 +1039,7 @@ impl KcidbDb {
                     Dialect::Postgres,
                     stored_postgres,
                     write_postgres,
+                    rollup_postgres,
                     "BEGIN",
                     batch
                 )

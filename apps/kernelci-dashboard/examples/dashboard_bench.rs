@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p kernelci-dashboard --example dashboard_bench -- \
 //!     [--pg postgres://postgres@127.0.0.1:5432/test] [--checkouts 100] [--builds 50] \
-//!     [--tests-per-build 200] [--requests 20] [--json]
+//!     [--tests-per-build 200] [--requests 20] [--json] [--db URL]
 //! ```
 //!
 //! Fills a fresh database (a temporary SQLite file, or a throwaway PostgreSQL database made
@@ -12,7 +12,9 @@
 //! and times, over real HTTP, the tree listing (page and JSON) and one checkout's detail
 //! (page with its builds tab and its tests tab, JSON summary and tests list): p50, p95 and
 //! max of `--requests` requests each. On PostgreSQL the tables are `ANALYZE`d after the load
-//! (autovacuum would, in a running deployment).
+//! (autovacuum would, in a running deployment). `--db URL` uses that database instead and
+//! keeps it (filled only when it has no checkouts yet): a second run times the views again
+//! without loading, or times a database made by an older version after its migration.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,7 @@ struct Options {
     tests_per_build: usize,
     requests: usize,
     json: bool,
+    db: Option<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -36,6 +39,7 @@ fn options() -> Result<Options, String> {
         tests_per_build: 200,
         requests: 20,
         json: false,
+        db: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -48,6 +52,7 @@ fn options() -> Result<Options, String> {
             "--tests-per-build" => o.tests_per_build = number(value("--tests-per-build")?)?,
             "--requests" => o.requests = number(value("--requests")?)?,
             "--json" => o.json = true,
+            "--db" => o.db = Some(value("--db")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -139,8 +144,9 @@ async fn time(client: &reqwest::Client, url: &str, n: usize) -> Result<[f64; 3],
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let o = options()?;
     let dir = tempfile::tempdir()?;
-    let (url, cleanup) = match &o.pg {
-        Some(base) => {
+    let (url, cleanup) = match (&o.db, &o.pg) {
+        (Some(url), _) => (url.clone(), None),
+        (None, Some(base)) => {
             let name = format!("dashboard_bench_{}", std::process::id());
             let admin = sqlx::PgPool::connect(base).await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -152,19 +158,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             (url, Some((admin, name)))
         }
-        None => (
+        (None, None) => (
             format!("sqlite://{}", dir.path().join("kcidb.db").display()),
             None,
         ),
     };
-    let backend = if o.pg.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
     let db = KcidbDb::open(&url).await?;
+    let backend = match db {
+        KcidbDb::Postgres(_) => "PostgreSQL",
+        KcidbDb::Sqlite(_) => "SQLite",
+    };
     let fill_start = Instant::now();
-    let tests = fill(&db, &o).await?;
+    let tests = if db.counts().await?.checkouts == 0 {
+        fill(&db, &o).await?
+    } else {
+        usize::try_from(db.counts().await?.tests)?
+    };
     let fill_secs = fill_start.elapsed().as_secs_f64();
     // After a bulk load PostgreSQL's statistics lag until autovacuum analyzes the tables;
     // do it now, as a deployment would have done long before anyone reads the data.

@@ -172,12 +172,33 @@ pub fn cursor_paginate(
     items: Vec<serde_json::Value>,
     page: &CursorPage,
 ) -> Result<(Vec<serde_json::Value>, Option<String>), ApiError> {
+    cursor_paginate_by(items, page, "id")
+}
+
+/// [`cursor_paginate`] for items whose identity is the string member `key` (e.g. the
+/// hardware listing's `hardware_name`).
+pub fn cursor_paginate_by(
+    items: Vec<serde_json::Value>,
+    page: &CursorPage,
+    key: &str,
+) -> Result<(Vec<serde_json::Value>, Option<String>), ApiError> {
+    cursor_page_of(items, page, |v| {
+        v.get(key).and_then(serde_json::Value::as_str)
+    })
+}
+
+/// [`cursor_paginate`] for any items, `id` naming each one.
+pub fn cursor_page_of<T>(
+    items: Vec<T>,
+    page: &CursorPage,
+    id: impl Fn(&T) -> Option<&str>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
     let start = match &page.after {
         None => 0,
-        Some(id) => {
+        Some(after) => {
             items
                 .iter()
-                .position(|v| v.get("id").and_then(serde_json::Value::as_str) == Some(id))
+                .position(|v| id(v) == Some(after.as_str()))
                 .ok_or_else(|| {
                     ApiError::BadRequest("cursor: its item is no longer in the list".into())
                 })?
@@ -185,13 +206,9 @@ pub fn cursor_paginate(
         }
     };
     let total = items.len();
-    let out: Vec<serde_json::Value> = items.into_iter().skip(start).take(page.size).collect();
+    let out: Vec<T> = items.into_iter().skip(start).take(page.size).collect();
     let next = (start + out.len() < total)
-        .then(|| {
-            out.last()
-                .and_then(|v| v.get("id"))
-                .and_then(serde_json::Value::as_str)
-        })
+        .then(|| out.last().and_then(&id))
         .flatten()
         .map(encode_cursor);
     Ok((out, next))

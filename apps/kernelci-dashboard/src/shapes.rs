@@ -187,6 +187,108 @@ pub fn test_item(row: &TestRow) -> Value {
     Value::Object(m)
 }
 
+/// [`test_item`] serialized straight from the row, without building a [`Value`] (the same
+/// members in the same order, the same bytes): what the long lists are made of.
+#[derive(serde::Serialize)]
+pub struct TestItem<'a> {
+    id: &'a str,
+    build_id: &'a str,
+    origin: &'a str,
+    path: Option<&'a str>,
+    status: &'static str,
+    duration: Option<f64>,
+    start_time: Option<&'a str>,
+    log_url: Option<&'a str>,
+    environment_compatible: &'a [String],
+    environment_misc: EnvironmentMisc<'a>,
+    misc: MiscObject<'a>,
+    lab: Option<&'a Value>,
+    config: Option<&'a str>,
+    architecture: Option<&'a str>,
+    compiler: Option<&'a str>,
+    tree_name: Option<&'a str>,
+    git_repository_url: Option<&'a str>,
+    git_repository_branch: Option<&'a str>,
+    git_commit_hash: Option<&'a str>,
+    git_commit_name: Option<&'a str>,
+    git_commit_tags: &'a [String],
+}
+
+/// `environment.misc` with `platform` (null) appended when absent, as [`test_item`] has it.
+struct EnvironmentMisc<'a>(Option<&'a Map<String, Value>>);
+
+impl serde::Serialize for EnvironmentMisc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let has_platform = self.0.is_some_and(|m| m.contains_key("platform"));
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0.into_iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        if !has_platform {
+            map.serialize_entry("platform", &Value::Null)?;
+        }
+        map.end()
+    }
+}
+
+/// `misc`, `{}` when absent.
+struct MiscObject<'a>(Option<&'a Map<String, Value>>);
+
+impl serde::Serialize for MiscObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0.into_iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'a> TestItem<'a> {
+    /// The item of a row.
+    pub fn of(row: &'a TestRow) -> TestItem<'a> {
+        let t = &row.test;
+        let build = row.build.as_ref();
+        let env = t.environment.as_ref();
+        let c = row.checkout.as_deref();
+        let tags = c.and_then(|c| c.git_commit_tags.as_deref());
+        TestItem {
+            id: &t.id,
+            build_id: &t.build_id,
+            origin: &t.origin,
+            path: t.path.as_deref(),
+            status: t.status.map_or("NULL", status_name),
+            duration: t.duration,
+            start_time: t.start_time.as_deref(),
+            log_url: t.log_url.as_deref(),
+            environment_compatible: env.and_then(|e| e.compatible.as_deref()).unwrap_or(&[]),
+            environment_misc: EnvironmentMisc(env.and_then(|e| e.misc.as_ref())),
+            misc: MiscObject(t.misc.as_ref()),
+            lab: t.misc.as_ref().and_then(|m| m.get("lab")),
+            config: build.and_then(|b| b.config_name.as_deref()),
+            architecture: build.and_then(|b| b.architecture.as_deref()),
+            compiler: build.and_then(|b| b.compiler.as_deref()),
+            tree_name: c.and_then(|c| c.tree_name.as_deref()),
+            git_repository_url: c.and_then(|c| c.git_repository_url.as_deref()),
+            git_repository_branch: c.and_then(|c| c.git_repository_branch.as_deref()),
+            git_commit_hash: c.and_then(|c| c.git_commit_hash.as_deref()),
+            git_commit_name: c.and_then(|c| c.git_commit_name.as_deref()),
+            git_commit_tags: tags.unwrap_or(&[]),
+        }
+    }
+}
+
+/// A row that serializes as its [`TestItem`].
+pub struct ListedTest(pub TestRow);
+
+impl serde::Serialize for ListedTest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TestItem::of(&self.0).serialize(s)
+    }
+}
+
 /// One test with everything (`TestDetailsResponse`).
 pub fn test_details(row: &TestRow) -> Value {
     let t = &row.test;

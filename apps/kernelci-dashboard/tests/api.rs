@@ -467,3 +467,72 @@ async fn cursor_pages_cover_the_list() {
     let (code, _) = server.get(&format!("{base}&cursor=6162")).await;
     assert_eq!(code, 400, "a cursor needs page_size");
 }
+
+/// Walks a listing by cursor pages of `size`: the ids (`key` of each item of `member`, or
+/// of the array itself when `member` is empty), joined, are the whole list's.
+async fn walk_cursor_pages(server: &Server, path: &str, member: &str, key: &str, size: usize) {
+    let items = |v: &serde_json::Value| -> Vec<String> {
+        let list = if member.is_empty() { v } else { &v[member] };
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|t| t[key].as_str().expect("an id").to_string())
+            .collect()
+    };
+    let all = items(&server.ok(path).await);
+    assert!(all.len() > size, "{path}: {} items", all.len());
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/api/{path}&page_size={size}", server.base);
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let resp = reqwest::get(&url).await.expect("request");
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        cursor = resp
+            .headers()
+            .get("x-next-cursor")
+            .map(|v| v.to_str().expect("ASCII").to_string());
+        let page = items(&resp.json().await.expect("JSON"));
+        assert!(page.len() <= size && !page.is_empty(), "{url}");
+        seen.extend(page);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, all, "{path}: the pages, joined, are the list");
+    let (code, body) = server.get(&format!("{path}&page_size=1&cursor=zz")).await;
+    assert_eq!(code, 400, "{body}");
+}
+
+#[tokio::test]
+async fn listings_have_cursor_pages() {
+    let Some(dir) = small_fixtures() else { return };
+    let fixture = Fixture::read(&dir);
+    let server = Server::start(TestDb::new().await, &dir).await;
+    let days = days_covering(&fixture);
+    // The origin with the most trees.
+    let mut trees_of: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for c in fixture.checkouts.values() {
+        let key = format!(
+            "{}|{}|{}",
+            c["tree_name"], c["git_repository_url"], c["git_repository_branch"]
+        );
+        let origin = c["origin"].as_str().expect("origin");
+        trees_of.entry(origin).or_default().insert(key);
+    }
+    let origin = trees_of
+        .iter()
+        .max_by_key(|(o, t)| (t.len(), *o))
+        .map(|(o, _)| *o)
+        .expect("a checkout");
+    let trees = format!("tree/?origin={origin}&interval_in_days={days}");
+    walk_cursor_pages(&server, &trees, "", "id", 1).await;
+    let now = chrono::Utc::now().timestamp();
+    let hardware = format!(
+        "hardware/?origin=maestro&startTimestampInSeconds=0&endTimestampInSeconds={}",
+        now + 3600
+    );
+    walk_cursor_pages(&server, &hardware, "hardware", "hardware_name", 1).await;
+}

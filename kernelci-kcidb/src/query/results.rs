@@ -1,6 +1,7 @@
 //! Builds and tests (boots included) with their build and checkout fields, selected by a
 //! [`Scope`] and narrowed by [`Filter`]s.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -253,10 +254,33 @@ pub async fn builds(
     Ok(out)
 }
 
-type TestTuple = (
-    String,
-    String,
+/// A test's build columns: id, origin, checkout id, architecture, config, compiler, status.
+type BuildTuple = (
     Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// [`BuildTuple`], then the stored test and its `_timestamp`.
+type FullTuple = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
+/// [`BuildTuple`] of a build that exists.
+type BuildTuple0 = (
+    String,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -273,11 +297,25 @@ pub async fn tests(
     kind: Option<ResultKind>,
     filters: &[Filter],
 ) -> Result<Vec<TestRow>, QueryError> {
-    tests_in(db, scope, kind, filters, None).await
+    tests_in(db, scope, kind, filters, None, true).await
 }
 
-/// [`tests`], only the `limit` rows from `offset` of that order (by path, then id; a test
-/// without a path first), cut in SQL: a page of a large checkout reads only its rows.
+/// [`tests`] with only the fields a list shows: `id`, `origin`, `build_id`, `path`,
+/// `status`, `start_time`, `duration`, `log_url`, `environment.compatible`,
+/// `environment.misc` and `misc`, read from the columns (`start_time` from the stored
+/// object, as submitted) instead of parsing each stored object; the other fields and
+/// `timestamp` are `None`.
+pub async fn tests_listed(
+    db: &KcidbDb,
+    scope: &Scope,
+    kind: Option<ResultKind>,
+    filters: &[Filter],
+) -> Result<Vec<TestRow>, QueryError> {
+    tests_in(db, scope, kind, filters, None, false).await
+}
+
+/// [`tests_listed`], only the `limit` rows from `offset` of that order (by path, then id; a
+/// test without a path first), cut in SQL: a page of a large checkout reads only its rows.
 pub async fn tests_page(
     db: &KcidbDb,
     scope: &Scope,
@@ -286,7 +324,67 @@ pub async fn tests_page(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<TestRow>, QueryError> {
-    tests_in(db, scope, kind, filters, Some((offset, limit))).await
+    tests_in(db, scope, kind, filters, Some((offset, limit)), false).await
+}
+
+/// A test's list fields as read by [`tests_listed`]: `id`, `origin`, `build_id`, `path`,
+/// `status`, `start_time` (as submitted), `duration`, `log_url`, `environment_compatible`
+/// (JSON text), `environment_misc` (JSON text) and `misc` (JSON text).
+type ListedTest = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A JSON column of test `id`, parsed.
+fn column<T: serde::de::DeserializeOwned>(
+    id: &str,
+    text: Option<String>,
+    what: &str,
+) -> Result<Option<T>, QueryError> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| QueryError::Stored {
+            table: "tests",
+            id: id.to_string(),
+            reason: format!("{what}: {e}"),
+        })
+    })
+    .transpose()
+}
+
+/// The list fields of a test as a [`Test`].
+fn listed_test(row: ListedTest) -> Result<Test, QueryError> {
+    let (id, origin, build_id, path, status, start_time, duration, log_url, compat, env, misc) =
+        row;
+    let compatible: Option<Vec<String>> = column(&id, compat, "environment_compatible")?;
+    let env_misc: Option<crate::Misc> = column(&id, env, "environment_misc")?;
+    let misc: Option<crate::Misc> = column(&id, misc, "misc")?;
+    let environment = (compatible.is_some() || env_misc.is_some()).then_some(crate::Environment {
+        comment: None,
+        compatible,
+        misc: env_misc,
+    });
+    Ok(Test {
+        status: status.as_deref().and_then(|s| status_of(Some(s))),
+        id,
+        origin,
+        build_id,
+        path,
+        start_time,
+        duration,
+        log_url,
+        environment,
+        misc,
+        ..Test::default()
+    })
 }
 
 async fn tests_in(
@@ -295,18 +393,34 @@ async fn tests_in(
     kind: Option<ResultKind>,
     filters: &[Filter],
     window: Option<(usize, usize)>,
+    full: bool,
 ) -> Result<Vec<TestRow>, QueryError> {
     if scope_is_empty(scope) {
         return Ok(Vec::new());
     }
     let mut sql = Sql::new(db);
-    let ts = sql.time_col("t._timestamp");
-    sql.push(&format!(
-        "SELECT {}, {ts}, b.id, b.origin, b.checkout_id, b.architecture, b.config_name, \
-         b.compiler, b.status FROM tests t LEFT JOIN builds b ON b.id = t.build_id \
+    if full {
+        let ts = sql.time_col("t._timestamp");
+        sql.push(&format!(
+            "SELECT b.id, b.origin, b.checkout_id, b.architecture, b.config_name, b.compiler, \
+             b.status, {}, {ts}",
+            sql.json_col("t.data")
+        ));
+    } else {
+        // The build fields are read once per build below.
+        sql.push(&format!(
+            "SELECT t.id, t.origin, t.build_id, t.path, t.status, {}, t.duration, t.log_url, \
+             {}, {}, {}",
+            sql.json_field("t.data", "start_time"),
+            sql.list_col("t.environment_compatible"),
+            sql.json_col("t.environment_misc"),
+            sql.json_col("t.misc"),
+        ));
+    }
+    sql.push(
+        " FROM tests t LEFT JOIN builds b ON b.id = t.build_id \
          LEFT JOIN checkouts c ON c.id = b.checkout_id WHERE 1 = 1",
-        sql.json_col("t.data")
-    ));
+    );
     match kind {
         Some(ResultKind::Boot) => {
             sql.push(&format!(" AND {BOOT_CONDITION}"));
@@ -330,12 +444,9 @@ async fn tests_in(
         .push(" OFFSET ")
         .bind(Bind::Int(i64::try_from(offset).unwrap_or(i64::MAX)));
     }
-    let rows = fetch_all!(db, sql, TestTuple);
-    let mut out = Vec::with_capacity(rows.len());
-    for (data, ts, bid, origin, checkout_id, arch, config, compiler, status) in rows {
-        let mut test: Test = parse_object("tests", &data)?;
-        test.timestamp = Some(ts);
-        let build = bid.map(|id| BuildInfo {
+    let build_info = |b: BuildTuple| {
+        let (bid, origin, checkout_id, arch, config, compiler, status) = b;
+        bid.map(|id| BuildInfo {
             id,
             origin,
             checkout_id,
@@ -343,12 +454,47 @@ async fn tests_in(
             config_name: config,
             compiler,
             status: status_of(status.as_deref()),
-        });
-        out.push(TestRow {
-            test,
-            build,
-            checkout: None,
-        });
+        })
+    };
+    let mut out = Vec::new();
+    if full {
+        for (b0, b1, b2, b3, b4, b5, b6, data, ts) in fetch_all!(db, sql, FullTuple) {
+            let mut test: Test = parse_object("tests", &data)?;
+            test.timestamp = Some(ts);
+            out.push(TestRow {
+                test,
+                build: build_info((b0, b1, b2, b3, b4, b5, b6)),
+                checkout: None,
+            });
+        }
+    } else {
+        let rows = fetch_all!(db, sql, ListedTest);
+        let mut build_ids: Vec<String> = rows.iter().map(|r| r.2.clone()).collect();
+        build_ids.sort();
+        build_ids.dedup();
+        let mut builds: HashMap<String, BuildInfo> = HashMap::new();
+        for chunk in build_ids.chunks(super::CHUNK) {
+            let mut sql = Sql::new(db);
+            sql.push(
+                "SELECT id, origin, checkout_id, architecture, config_name, compiler, status \
+                 FROM builds WHERE id IN ",
+            )
+            .list(chunk);
+            for (id, b1, b2, b3, b4, b5, b6) in fetch_all!(db, sql, BuildTuple0) {
+                if let Some(info) = build_info((Some(id.clone()), b1, b2, b3, b4, b5, b6)) {
+                    builds.insert(id, info);
+                }
+            }
+        }
+        out.reserve(rows.len());
+        for row in rows {
+            let build = builds.get(&row.2).cloned();
+            out.push(TestRow {
+                test: listed_test(row)?,
+                build,
+                checkout: None,
+            });
+        }
     }
     let ids: Vec<String> = out
         .iter()

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::sql::{Sql, fetch_all};
 use super::{BOOT_CONDITION, CHUNK, QueryError, StatusCounts, checkouts_by_id, status_of};
 use crate::Checkout;
-use crate::db::KcidbDb;
+use crate::db::{KcidbDb, TEST_ROLLUP};
 
 /// The latest checkout of a tree/branch/repository with its status counts.
 #[derive(Debug, Clone)]
@@ -52,38 +52,56 @@ pub async fn checkout_counts(
                 .builds
                 .add(status_of(status.as_deref()), u64::try_from(n).unwrap_or(0));
         }
+        // Tests from the roll-up the batch load keeps (a few rows per build).
         let mut sql = Sql::new(db);
         sql.push(&format!(
-            "SELECT b.checkout_id, CASE WHEN {BOOT_CONDITION} THEN 'boot' ELSE 'test' END, \
-             t.status, COUNT(*) FROM tests t JOIN builds b ON b.id = t.build_id \
-             WHERE b.checkout_id IN "
+            "SELECT b.checkout_id, r.kind, r.status, CAST(SUM(r.n) AS BIGINT) \
+             FROM {TEST_ROLLUP} r JOIN builds b ON b.id = r.build_id WHERE b.checkout_id IN "
         ))
         .list(chunk)
         .push(" GROUP BY 1, 2, 3");
-        for (id, kind, status, n) in fetch_all!(db, sql, (String, String, Option<String>, i64)) {
+        for (id, kind, status, n) in fetch_all!(db, sql, (String, String, String, i64)) {
             let entry = out.entry(id).or_default();
             let counts = if kind == "boot" {
                 &mut entry.boots
             } else {
                 &mut entry.tests
             };
-            counts.add(status_of(status.as_deref()), u64::try_from(n).unwrap_or(0));
+            let status = Some(status.as_str()).filter(|s| !s.is_empty());
+            counts.add(status_of(status), u64::try_from(n).unwrap_or(0));
         }
     }
     Ok(out)
 }
 
-/// `(id, normalized start time)` of the checkouts matching the conditions `build` appends
-/// (each starting with ` AND`).
-async fn checkout_ids(
+/// A checkout's columns the listings group by: id, normalized start time, tree name,
+/// repository URL, branch, commit hash, commit name and tags (JSON text).
+type CheckoutCols = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// [`CheckoutCols`] of the checkouts matching the conditions `build` appends (each
+/// starting with ` AND`), read from the columns (no stored object is parsed).
+async fn checkout_cols(
     db: &KcidbDb,
     build: impl FnOnce(&mut Sql),
-) -> Result<Vec<(String, Option<String>)>, QueryError> {
+) -> Result<Vec<CheckoutCols>, QueryError> {
     let mut sql = Sql::new(db);
     let start = sql.time_col("start_time");
-    sql.push(&format!("SELECT id, {start} FROM checkouts WHERE 1 = 1"));
+    let tags = sql.list_col("git_commit_tags");
+    sql.push(&format!(
+        "SELECT id, {start}, tree_name, git_repository_url, git_repository_branch, \
+         git_commit_hash, git_commit_name, {tags} FROM checkouts WHERE 1 = 1"
+    ));
     build(&mut sql);
-    Ok(fetch_all!(db, sql, (String, Option<String>)))
+    Ok(fetch_all!(db, sql, CheckoutCols))
 }
 
 /// A tree: (tree name, repository URL, branch).
@@ -96,31 +114,34 @@ pub async fn tree_heads(
     origin: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<TreeHead>, QueryError> {
-    let rows = checkout_ids(db, |sql| {
+    let rows = checkout_cols(db, |sql| {
         sql.push(" AND origin = ")
             .text(origin)
             .push(" AND start_time >= ")
             .time(&since);
     })
     .await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let start: HashMap<String, Option<String>> = rows.into_iter().collect();
-    let all = checkouts_by_id(db, &ids).await?;
-    let mut latest: BTreeMap<TreeKey, Arc<Checkout>> = BTreeMap::new();
-    for c in all.values() {
-        let key = (
-            c.tree_name.clone(),
-            c.git_repository_url.clone(),
-            c.git_repository_branch.clone(),
-        );
+    // The latest (start time, id) of each tree; only those checkouts are read whole.
+    let mut latest: BTreeMap<TreeKey, (Option<String>, String)> = BTreeMap::new();
+    for (id, start, tree, url, branch, ..) in rows {
+        let key = (tree, url, branch);
         let newer = latest
             .get(&key)
-            .is_none_or(|old| (start.get(&c.id), &c.id) > (start.get(&old.id), &old.id));
+            .is_none_or(|old| (&start, &id) > (&old.0, &old.1));
         if newer {
-            latest.insert(key, c.clone());
+            latest.insert(key, (start, id));
         }
     }
-    let head_ids: Vec<String> = latest.values().map(|c| c.id.clone()).collect();
+    let start: HashMap<String, Option<String>> = latest
+        .values()
+        .map(|(s, id)| (id.clone(), s.clone()))
+        .collect();
+    let head_ids: Vec<String> = latest.values().map(|(_, id)| id.clone()).collect();
+    let all = checkouts_by_id(db, &head_ids).await?;
+    let latest: BTreeMap<TreeKey, Arc<Checkout>> = latest
+        .into_iter()
+        .filter_map(|(k, (_, id))| all.get(&id).map(|c| (k, c.clone())))
+        .collect();
     let counts = checkout_counts(db, &head_ids).await?;
     let mut heads: Vec<TreeHead> = latest
         .into_values()
@@ -181,7 +202,7 @@ pub async fn commit_history(
     up_to: Option<&str>,
     limit: usize,
 ) -> Result<Vec<CommitHistoryEntry>, QueryError> {
-    let rows = checkout_ids(db, |sql| {
+    let mut rows = checkout_cols(db, |sql| {
         sql.push(" AND origin = ").text(&branch.origin);
         for (col, value) in [
             ("tree_name", &branch.tree_name),
@@ -194,30 +215,30 @@ pub async fn commit_history(
         }
     })
     .await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    let start: HashMap<String, Option<String>> = rows.into_iter().collect();
-    let all = checkouts_by_id(db, &ids).await?;
+    rows.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     let mut commits: BTreeMap<String, CommitHistoryEntry> = BTreeMap::new();
-    let mut sorted: Vec<&Arc<Checkout>> = all.values().collect();
-    sorted.sort_by(|a, b| (start.get(&a.id), &a.id).cmp(&(start.get(&b.id), &b.id)));
-    for c in sorted {
-        let Some(hash) = c.git_commit_hash.clone() else {
+    for (id, start, _, _, _, hash, name, tags) in rows {
+        let Some(hash) = hash else {
             continue;
         };
         let entry = commits
             .entry(hash.clone())
             .or_insert_with(|| CommitHistoryEntry {
                 git_commit_hash: hash,
-                git_commit_name: c.git_commit_name.clone(),
+                git_commit_name: name,
                 git_commit_tags: Vec::new(),
-                earliest_start_time: start.get(&c.id).cloned().flatten(),
+                earliest_start_time: start,
                 checkout_ids: Vec::new(),
                 counts: CheckoutCounts::default(),
             });
-        entry.checkout_ids.push(c.id.clone());
-        for tag in c.git_commit_tags.iter().flatten() {
-            if !entry.git_commit_tags.contains(tag) {
-                entry.git_commit_tags.push(tag.clone());
+        entry.checkout_ids.push(id);
+        let tags: Vec<String> = tags
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default();
+        for tag in tags {
+            if !entry.git_commit_tags.contains(&tag) {
+                entry.git_commit_tags.push(tag);
             }
         }
     }

@@ -72,7 +72,7 @@ pub async fn checkout(
         Some(kind) if filters.is_empty() => {
             results::tests_page(&db, &scope, Some(kind), &filters, offset, PAGE_ROWS).await?
         }
-        Some(kind) => results::tests(&db, &scope, Some(kind), &filters).await?,
+        Some(kind) => results::tests_listed(&db, &scope, Some(kind), &filters).await?,
         None => Vec::new(),
     };
     let mut counts = [StatusCounts::default(); 3];
@@ -94,7 +94,7 @@ pub async fn checkout(
         for (i, kind) in kinds.iter().enumerate().skip(1) {
             let other = match kind {
                 Some(kind) if i != tab => {
-                    results::tests(&db, &scope, Some(*kind), &filters).await?
+                    results::tests_listed(&db, &scope, Some(*kind), &filters).await?
                 }
                 _ => Vec::new(),
             };

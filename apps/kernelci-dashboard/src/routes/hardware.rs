@@ -8,9 +8,9 @@ use kernelci_kcidb::db::KcidbDb;
 use kernelci_kcidb::query::{self, ResultKind, Scope};
 use serde_json::{Value, json};
 
-use super::{ok, segments};
+use super::{ok, ok_list_by, segments};
 use crate::error::{ApiError, ApiResult};
-use crate::params::{DEFAULT_ORIGIN, Params, paginate};
+use crate::params::{DEFAULT_ORIGIN, Params};
 use crate::shapes::{build_item, counts_v2, test_item};
 
 /// The window: the two timestamps, or the last 7 days.
@@ -25,7 +25,8 @@ fn window(p: &Params) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
 }
 
 /// `GET hardware/`: the platforms with tests in the window, with `PASS`/`FAIL`/
-/// `INCONCLUSIVE` counts (`hardware`: their compatibles, `platform`: the name).
+/// `INCONCLUSIVE` counts (`hardware`: their compatibles, `platform`: the name); paged by
+/// `limit`/`offset` or `page_size`/`cursor` (the `hardware_name`).
 pub async fn listing(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let (since, until) = window(&p)?;
@@ -43,7 +44,7 @@ pub async fn listing(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiRes
             })
         })
         .collect();
-    Ok(ok(json!({"hardware": paginate(items, p.page()?)})))
+    ok_list_by(items, "hardware_name", &p, |l| json!({ "hardware": l }))
 }
 
 /// The body's string (or number) members as query parameters.
@@ -110,16 +111,16 @@ pub async fn details(State(db): State<KcidbDb>, uri: Uri, body: axum::body::Byte
             } else {
                 ResultKind::Test
             };
-            let rows = query::results::tests(&db, &scope, Some(kind), &filters).await?;
+            let rows = query::results::tests_listed(&db, &scope, Some(kind), &filters).await?;
             let list: Vec<Value> = rows.iter().map(test_item).collect();
             Ok(ok(json!({ what.as_str(): list })))
         }
         "summary" => {
             let builds = query::results::builds(&db, &scope, &filters).await?;
             let boots =
-                query::results::tests(&db, &scope, Some(ResultKind::Boot), &filters).await?;
+                query::results::tests_listed(&db, &scope, Some(ResultKind::Boot), &filters).await?;
             let tests =
-                query::results::tests(&db, &scope, Some(ResultKind::Test), &filters).await?;
+                query::results::tests_listed(&db, &scope, Some(ResultKind::Test), &filters).await?;
             let r = super::tree::Results {
                 builds,
                 boots,

@@ -24,8 +24,18 @@ pub fn ok_list(
     p: &crate::params::Params,
     wrap: impl FnOnce(Vec<Value>) -> Value,
 ) -> Result<Response, crate::ApiError> {
+    ok_list_by(items, "id", p, wrap)
+}
+
+/// [`ok_list`] for items whose identity (what a cursor names) is the string member `key`.
+pub fn ok_list_by(
+    items: Vec<Value>,
+    key: &str,
+    p: &crate::params::Params,
+    wrap: impl FnOnce(Vec<Value>) -> Value,
+) -> Result<Response, crate::ApiError> {
     if let Some(page) = p.cursor()? {
-        let (items, next) = crate::params::cursor_paginate(items, &page)?;
+        let (items, next) = crate::params::cursor_paginate_by(items, &page, key)?;
         let mut response = ok(wrap(items));
         if let Some(next) = next
             && let Ok(value) = axum::http::HeaderValue::from_str(&next)
@@ -35,6 +45,42 @@ pub fn ok_list(
         return Ok(response);
     }
     Ok(ok(wrap(crate::params::paginate(items, p.page()?))))
+}
+
+/// [`ok_list`] of rows serialized straight into the reply `{key: [row, ...]}` (no
+/// [`Value`] per item): paged the same way, `id` naming a row for the cursor.
+pub fn ok_rows<R: serde::Serialize>(
+    rows: Vec<R>,
+    p: &crate::params::Params,
+    key: &str,
+    id: impl Fn(&R) -> &str,
+) -> Result<Response, crate::ApiError> {
+    let (rows, next) = match p.cursor()? {
+        Some(page) => crate::params::cursor_page_of(rows, &page, |r| Some(id(r)))?,
+        None => (crate::params::paginate(rows, p.page()?), None),
+    };
+    let mut response = Json(OneMember { key, value: rows }).into_response();
+    if let Some(next) = next
+        && let Ok(value) = axum::http::HeaderValue::from_str(&next)
+    {
+        response.headers_mut().insert("x-next-cursor", value);
+    }
+    Ok(response)
+}
+
+/// `{key: value}`.
+struct OneMember<'a, T> {
+    key: &'a str,
+    value: T,
+}
+
+impl<T: serde::Serialize> serde::Serialize for OneMember<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.key, &self.value)?;
+        map.end()
+    }
 }
 
 /// Percent-decodes one path segment (`+` stays `+` unless `plus_is_space`).

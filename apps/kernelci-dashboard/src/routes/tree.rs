@@ -10,17 +10,18 @@ use kernelci_kcidb::query::{
 };
 use serde_json::{Value, json};
 
-use super::{ok, ok_list, segments};
+use super::{ok, ok_list, ok_rows, segments};
 use crate::error::{ApiError, ApiResult};
 use crate::params::{Params, paginate};
-use crate::shapes::{build_item, checkout, counts_lower, counts_upper, test_item};
+use crate::shapes::{ListedTest, build_item, checkout, counts_lower, counts_upper, test_item};
 use crate::summary;
 
 /// Commits in a history reply.
 const HISTORY_LENGTH: usize = 10;
 
 /// `GET tree/`: the latest checkout of each tree/branch of `origin` within
-/// `interval_in_days` (default 7), with build (`PASS`...) and boot/test (`pass`...) counts.
+/// `interval_in_days` (default 7), with build (`PASS`...) and boot/test (`pass`...) counts;
+/// paged by `limit`/`offset` or `page_size`/`cursor` (the checkout `id`).
 pub async fn listing(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
     let since = p.since_days(7)?;
@@ -37,7 +38,7 @@ pub async fn listing(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiRes
             v
         })
         .collect();
-    Ok(ok(Value::Array(paginate(list, p.page()?))))
+    ok_list(list, &p, Value::Array)
 }
 
 /// What a `tree/...` path asks for.
@@ -130,8 +131,8 @@ async fn read_results(
 ) -> Result<Results, ApiError> {
     Ok(Results {
         builds: query::results::builds(db, scope, filters).await?,
-        boots: query::results::tests(db, scope, Some(ResultKind::Boot), filters).await?,
-        tests: query::results::tests(db, scope, Some(ResultKind::Test), filters).await?,
+        boots: query::results::tests_listed(db, scope, Some(ResultKind::Boot), filters).await?,
+        tests: query::results::tests_listed(db, scope, Some(ResultKind::Test), filters).await?,
     })
 }
 
@@ -195,9 +196,9 @@ async fn details(db: &KcidbDb, p: &Params, selector: CheckoutSelector, what: Det
                 Detail::Boots => (ResultKind::Boot, "boots"),
                 _ => (ResultKind::Test, "tests"),
             };
-            let rows = query::results::tests(db, &scope, Some(kind), &filters).await?;
-            let list: Vec<Value> = rows.iter().map(test_item).collect();
-            ok_list(list, p, |l| json!({ key: l }))
+            let rows = query::results::tests_listed(db, &scope, Some(kind), &filters).await?;
+            let rows: Vec<ListedTest> = rows.into_iter().map(ListedTest).collect();
+            ok_rows(rows, p, key, |r| &r.0.test.id)
         }
         Detail::Summary => {
             let r = read_results(db, &scope, &filters).await?;
