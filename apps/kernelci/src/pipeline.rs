@@ -202,6 +202,26 @@ fn runtimes(
                     ),
                 }
             }
+            "kubernetes" => {
+                // Contexts named by `context` of the kubeconfig (`kubeconfig` key, KUBECONFIG or
+                // ~/.kube/config).
+                match kernelci_sched::runtime::KubernetesRuntime::from_kubeconfig(name, &rt.fields)
+                {
+                    Ok(k8s) => {
+                        tracing::info!(
+                            "pipeline: runtime {name}: Kubernetes context(s) {}; jobs must upload their own results (no artifacts are collected)",
+                            rt.fields
+                                .get("context")
+                                .map(ToString::to_string)
+                                .unwrap_or_default()
+                        );
+                        out.insert(name.clone(), Arc::new(k8s));
+                    }
+                    Err(e) => {
+                        tracing::error!("pipeline: runtime {name}: {e}; its jobs are not scheduled")
+                    }
+                }
+            }
             "lava" => {
                 let tokens = secrets.runtime(name);
                 callback_tokens.extend(tokens.runtime_token.clone());

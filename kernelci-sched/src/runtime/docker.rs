@@ -34,7 +34,7 @@
 //! timer reads as exit code 137).
 //!
 //! bollard is async; [`Runtime`] is sync. Each `DockerRuntime` owns a private current-thread
-//! tokio runtime driven by its own thread (`block_on` until the `DockerRuntime` is dropped).
+//! tokio runtime driven by its own thread ([`super::bridge`]) (`block_on` until the `DockerRuntime` is dropped).
 //! A call spawns its request on that runtime and waits for the answer on a std channel, so the
 //! methods are safe to call from any thread, including `spawn_blocking` threads of another
 //! tokio runtime (calling them from inside an async task works but blocks that task's worker,
@@ -45,7 +45,7 @@ use std::fs;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -58,6 +58,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
+use super::bridge::{Bridge, Stalled};
 use super::{JobHandle, JobStatus, JobSubmission, Runtime, RuntimeError};
 
 /// What the container runs (in the job directory).
@@ -150,11 +151,10 @@ impl CallError {
 /// The bollard client and the private tokio runtime it runs on.
 struct Engine {
     docker: Docker,
-    handle: tokio::runtime::Handle,
     socket: String,
     api_timeout: Duration,
     /// Dropping it ends the runtime's thread (and every task on it: the timers).
-    _stop: tokio::sync::oneshot::Sender<()>,
+    bridge: Bridge,
 }
 
 impl std::fmt::Debug for Engine {
@@ -172,29 +172,17 @@ impl Engine {
             context: format!("Docker engine at {socket}"),
             message,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        let bridge = Bridge::start("docker-runtime")
             .map_err(|e| unreachable(format!("cannot start the client runtime: {e}")))?;
-        let handle = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("docker-runtime".into())
-            .spawn(move || {
-                // Returns when the sender is dropped; dropping `rt` then aborts the timers.
-                let _ = rt.block_on(stopped);
-            })
-            .map_err(|e| unreachable(format!("cannot start the client thread: {e}")))?;
         let path = socket.to_string();
         let secs = api_timeout.as_secs().max(1);
         let mut engine = Engine {
             // Replaced below; `connect_with_unix` only builds the client (no IO).
             docker: Docker::connect_with_unix(&path, secs, bollard::API_DEFAULT_VERSION)
                 .map_err(|e| unreachable(e.to_string()))?,
-            handle,
             socket: socket.to_string(),
             api_timeout,
-            _stop: stop,
+            bridge,
         };
         let docker = engine.docker.clone();
         // Debian's Docker 20.10 speaks API 1.41: use the lower of the two versions.
@@ -212,17 +200,14 @@ impl Engine {
         T: Send + 'static,
         F: Future<Output = Result<T, DockerError>> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel(1);
         let limit = self.api_timeout;
-        self.handle.spawn(async move {
-            let _ = tx.send(tokio::time::timeout(limit, fut).await);
-        });
-        match rx.recv_timeout(limit + Duration::from_secs(5)) {
-            Ok(Ok(r)) => r.map_err(CallError::Docker),
-            Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) => Err(CallError::Transport(
-                format!("no answer from {} within {limit:?}", self.socket),
-            )),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Transport(
+        match self.bridge.call(limit, fut) {
+            Ok(r) => r.map_err(CallError::Docker),
+            Err(Stalled::Timeout(_)) => Err(CallError::Transport(format!(
+                "no answer from {} within {limit:?}",
+                self.socket
+            ))),
+            Err(Stalled::Stopped) => Err(CallError::Transport(
                 "the Docker client runtime stopped".into(),
             )),
         }
@@ -558,7 +543,7 @@ impl DockerRuntime {
         }
         let engine = Arc::downgrade(&self.engine);
         let (id, weak_entry) = (id.to_string(), Arc::downgrade(entry));
-        let task = self.engine.handle.spawn(async move {
+        let task = self.engine.bridge.spawn(async move {
             tokio::time::sleep(timeout).await;
             // The kill itself blocks on the engine: off this runtime's only thread.
             let _ = tokio::task::spawn_blocking(move || {

@@ -19,10 +19,16 @@ pub mod priority;
 mod shell;
 #[cfg(feature = "shell")]
 pub use shell::ShellRuntime;
+#[cfg(any(feature = "docker", feature = "kubernetes"))]
+mod bridge;
 #[cfg(feature = "docker")]
 mod docker;
 #[cfg(feature = "docker")]
 pub use docker::{DockerRuntime, default_docker_socket};
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::{ClientFactory, KubernetesRuntime, MAX_DEFINITION, job_object_name};
 
 /// A job to run: the rendered definition plus what the runtime needs around it.
 #[derive(Debug, Clone, PartialEq, Eq)]
