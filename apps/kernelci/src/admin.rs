@@ -1,6 +1,7 @@
 //! `kernelci admin ...`: create users and print tokens, against the same database the
-//! server uses.
+//! server uses; back up and restore that database.
 
+use crate::backup;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use kernelci_model::{ObjectId, User};
@@ -24,6 +25,22 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 315_360_000)]
         ttl: i64,
     },
+    /// Back up the databases into DEST (works while the server runs).
+    ///
+    /// SQLite (the default): a consistent copy of DATA_DIR/kernelci.db and DATA_DIR/kcidb.db
+    /// made with `VACUUM INTO`. PostgreSQL (--database-url): `pg_dump --format=custom` into
+    /// DEST/kernelci.pgdump. DEST/backup.json records per-table row counts.
+    ///
+    /// Only databases are copied: artifacts/, kcidb-spool/, admin.token, kcidb.secret and
+    /// mail/ are files in the data directory; copy them separately (e.g. rsync -a).
+    Backup(backup::BackupArgs),
+    /// Restore a backup made by `admin backup` into empty databases.
+    ///
+    /// SQLite: copies the database files into --data-dir, refusing if any exists (stop the
+    /// server and move the old files away first). PostgreSQL: `pg_restore` into
+    /// --database-url, refusing if it has any table in schema public. Row counts are then
+    /// checked against backup.json. Files (artifacts, spool, tokens) are not restored.
+    Restore(backup::RestoreArgs),
 }
 
 /// `admin user ...`.
@@ -50,6 +67,13 @@ pub enum UserCommand {
 
 /// Run an admin command.
 pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
+    // Backup and restore work on the files/database as they are: opening the store would
+    // create (and migrate) the very databases a restore must find absent.
+    match &cmd {
+        AdminCommand::Backup(args) => return backup::backup(&opts, args).await,
+        AdminCommand::Restore(args) => return backup::restore(&opts, args).await,
+        _ => {}
+    }
     let store = opts.open().await?;
     match cmd {
         AdminCommand::User {
@@ -83,6 +107,7 @@ pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
             println!("{}", keys.issue_access(&user.id, Some(ttl)));
             Ok(())
         }
+        AdminCommand::Backup(_) | AdminCommand::Restore(_) => Ok(()),
     }
 }
 

@@ -3,6 +3,7 @@
 //! `--database-url`). See README.md for the roles, ports and configuration.
 
 mod admin;
+mod backup;
 mod kcidb;
 mod options;
 mod pipeline;
