@@ -257,8 +257,9 @@ fn is_http_url(s: &str) -> bool {
     }
 }
 
-/// Compares without an early exit on the first differing byte (the length still shows).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares without an early exit on the first differing byte (the length still shows):
+/// for tokens a caller holds outside a [`LabConfig`].
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

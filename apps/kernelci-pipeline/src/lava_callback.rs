@@ -91,7 +91,7 @@ impl CallbackGate {
         if !self
             .tokens
             .iter()
-            .any(|t| same(t.as_bytes(), given.as_bytes()))
+            .any(|t| kernelci_lava::lab::constant_time_eq(t.as_bytes(), given.as_bytes()))
         {
             return Err(refuse(401, "Unauthorized"));
         }
@@ -131,11 +131,6 @@ impl CallbackGate {
             busy.remove(id);
         }
     }
-}
-
-/// Equal without an early exit on the first different byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Store the callback's logs and payload, then write the node and its result tree.
@@ -213,13 +208,11 @@ pub fn spawn(ctx: Ctx, gate: Arc<CallbackGate>, node: Value, cb: Callback) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn token_comparison_is_exact() {
-        assert!(same(b"secret", b"secret"));
-        assert!(!same(b"secret", b"secreT"));
-        assert!(!same(b"secret", b"secret2"));
-        assert!(!same(b"", b"x"));
+        assert!(kernelci_lava::lab::constant_time_eq(b"secret", b"secret"));
+        assert!(!kernelci_lava::lab::constant_time_eq(b"secret", b"secreT"));
+        assert!(!kernelci_lava::lab::constant_time_eq(b"secret", b"secret2"));
+        assert!(!kernelci_lava::lab::constant_time_eq(b"", b"x"));
     }
 }

@@ -81,24 +81,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Replaces everything but `[A-Za-z0-9._-]` with `-` (and a leading `.` too).
-fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if out.starts_with('.') {
-        out.replace_range(0..1, "-");
-    }
-    out
-}
-
 fn is_not_found(e: &DockerError) -> bool {
     matches!(
         e,
@@ -434,7 +416,7 @@ impl DockerRuntime {
 
     /// The directory a job of this node runs in.
     pub fn job_dir(&self, node_id: &str) -> PathBuf {
-        self.base.join(sanitize(node_id))
+        self.base.join(super::file_name_part(node_id))
     }
 
     fn check(&self, handle: &JobHandle) -> Result<Option<Arc<JobEntry>>, RuntimeError> {

@@ -160,3 +160,22 @@ pub trait Runtime: Send + Sync {
         Ok(())
     }
 }
+
+/// A node id or job name made safe as a job directory name: replaces everything but `[A-Za-z0-9._-]` with `-` (and a leading `.` too).
+#[cfg_attr(not(any(feature = "shell", feature = "docker")), allow(dead_code))]
+fn file_name_part(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if out.starts_with('.') {
+        out.replace_range(0..1, "-");
+    }
+    out
+}

@@ -85,24 +85,6 @@ fn exit_code(status: ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Replaces everything but `[A-Za-z0-9._-]` with `-` (and a leading `.` too).
-fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if out.starts_with('.') {
-        out.replace_range(0..1, "-");
-    }
-    out
-}
-
 /// Sends `signal` to the process group `pgid` with the `kill` program. False if it failed
 /// (no such group any more, or `kill` could not be run).
 fn signal_group(pgid: u32, signal: &str) -> bool {
@@ -237,8 +219,11 @@ impl ShellRuntime {
 
     /// The directory a job of this node and name runs in.
     pub fn job_dir(&self, node_id: &str, job_name: &str) -> PathBuf {
-        self.base
-            .join(format!("{}-{}", sanitize(node_id), sanitize(job_name)))
+        self.base.join(format!(
+            "{}-{}",
+            super::file_name_part(node_id),
+            super::file_name_part(job_name)
+        ))
     }
 
     fn entry(&self, handle: &JobHandle) -> Result<Option<Arc<JobEntry>>, RuntimeError> {
