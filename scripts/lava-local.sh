@@ -274,7 +274,9 @@ for r in list(csv.reader(sys.stdin))[1:]:
             --secret "$CALLBACK_SECRET" > /dev/null
         log "added the $CALLBACK_TOKEN_NAME token"
     fi
-    if ! manage device-types list --all --csv | csv_has 1 "$DEVICE_TYPE"; then
+    # Without --all only installed types are listed (--all adds every known template,
+    # installed or not, so a fresh lab would look as if it had the type already).
+    if ! manage device-types list --csv | csv_has 1 "$DEVICE_TYPE"; then
         manage device-types add "$DEVICE_TYPE"
         log "added device type $DEVICE_TYPE"
     fi
