@@ -356,6 +356,12 @@ fn schema(dialect: Dialect) -> Vec<String> {
     ));
     // Triage's bookkeeping, created under the same migration lock.
     out.push(TRIAGE_STATE_SCHEMA.to_string());
+    // The regression tracker's tables.
+    out.extend(
+        crate::regress::track::SCHEMA
+            .iter()
+            .map(|s| (*s).to_string()),
+    );
     out
 }
 

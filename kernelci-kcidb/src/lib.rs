@@ -50,6 +50,7 @@ pub mod patterns;
 mod pointer;
 #[cfg(feature = "db")]
 pub mod query;
+pub mod regress;
 mod schema;
 pub mod stream;
 pub mod types;

@@ -32,6 +32,7 @@ pub mod auth;
 pub use kernelci_kcidb::db;
 pub mod ingest;
 pub mod logfetch;
+pub mod regress;
 pub mod spool;
 pub mod triage;
 

@@ -45,6 +45,14 @@ pub struct KcidbArgs {
     /// default: no limit).
     #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_MAX_AGE_HOURS")]
     pub kcidb_triage_max_age_hours: Option<u64>,
+    /// Seconds between regression-tracker rounds (results -> regressions, flaky tests,
+    /// failure classes, lab health); 0 disables the tracker.
+    #[arg(long, env = "KERNELCI_REGRESS_INTERVAL", default_value_t = 10)]
+    pub regress_interval: u64,
+    /// The regression tracker's settings (TOML: `window`, `flaky_flips`, `[[classify]]`
+    /// rules; see the README's "Regressions" section).
+    #[arg(long, env = "KERNELCI_REGRESS_CONFIG")]
+    pub regress_config: Option<PathBuf>,
 }
 
 /// `kernelci kcidb ...`.
@@ -216,13 +224,15 @@ pub struct Role {
     pub ingester: tokio::task::JoinHandle<()>,
     /// The periodic triage task, unless disabled (aborted when the role is dropped).
     pub triage: Option<tokio::task::JoinHandle<()>>,
+    /// The regression tracker task, unless disabled (aborted when the role is dropped).
+    pub regress: Option<tokio::task::JoinHandle<()>>,
     /// A token for origin `maestro`, used by the in-process pipeline's KCIDB bridge.
     pub maestro_token: String,
 }
 
 impl Drop for Role {
     fn drop(&mut self) {
-        if let Some(t) = &self.triage {
+        for t in [&self.triage, &self.regress].into_iter().flatten() {
             t.abort();
         }
     }
@@ -276,11 +286,20 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
             config,
         )?)
     };
+    let tracker = kernelci_kcidb_server::regress::load_config(args.regress_config.as_deref())?;
+    let regress = (args.regress_interval > 0).then(|| {
+        kernelci_kcidb_server::regress::spawn(
+            db.clone(),
+            tracker,
+            std::time::Duration::from_secs(args.regress_interval),
+        )
+    });
     Ok(Role {
         state,
         db,
         ingester,
         triage,
+        regress,
         maestro_token,
     })
 }
