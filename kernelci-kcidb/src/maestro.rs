@@ -80,6 +80,11 @@ pub const MISS_CODES: &[&str] = &[
     "kbuild_internal_error",
 ];
 
+/// The `data` key (`true`) marking a job the pipeline expected but never ran, reported
+/// when its checkout settled (its `error_code` is upstream's `submit_error`): builds and
+/// tests alike are sent as `MISS`.
+pub const MISSING: &str = "missing";
+
 /// The `error_code` the timeout service sets.
 const NODE_TIMEOUT: &str = "node_timeout";
 
@@ -229,21 +234,33 @@ pub fn log_url(node: &Value, lookup: &dyn NodeLookup) -> Option<String> {
 /// Whether a node is left for its retry (§7.6): marked processed without being sent,
 /// because job-retry schedules a new node that will be reported instead.
 ///
-/// True for a `kbuild` or `job` with `result: incomplete`, or with `result: fail` and a
-/// name starting with `baseline`, whose `retry_counter` is below `max_retries` (the
+/// True for a node [`is_retried`] whose `retry_counter` is below `max_retries` (the
 /// job-retry role's limit; upstream's is [`MAX_RETRIES`]).
 pub fn should_defer_for_retry(node: &Value, max_retries: i64) -> bool {
     let retries = node
         .get("retry_counter")
         .and_then(Value::as_i64)
         .unwrap_or(0);
+    is_retried(node) && retries < max_retries
+}
+
+/// Whether the job-retry role runs this finished node again (retries left aside): a
+/// kbuild or job that ended `incomplete`, or a `baseline*` job that failed, unless its
+/// `error_code` is the test's fault ([`crate::regress::classify::error_code_class`]: a
+/// wrong job definition fails the same way each time) or it is a missing job
+/// ([`MISSING`]).
+pub fn is_retried(node: &Value) -> bool {
     let retried_kind = matches!(str_at(node, "/kind"), Some("kbuild" | "job"));
     let retried_result = match str_at(node, "/result") {
         Some("incomplete") => true,
         Some("fail") => str_at(node, "/name").is_some_and(|n| n.starts_with("baseline")),
         _ => false,
     };
-    retried_kind && retried_result && retries < max_retries
+    let test_fault = str_at(node, "/data/error_code")
+        .and_then(crate::regress::classify::error_code_class)
+        == Some(crate::regress::FailureClass::Test);
+    let missing = node.pointer("/data/missing") == Some(&Value::Bool(true));
+    retried_kind && retried_result && !test_fault && !missing
 }
 
 /// The KCIDB test path of a node path (§7.4), or why the test is not sent.
@@ -419,6 +436,7 @@ fn map_build(node: &Value, id: &str, cfg: &MappingConfig, log: Option<&str>) -> 
     let error_code = data_str("error_code");
     let status = match (str_at(node, "/result"), error_code) {
         (None, _) => None,
+        _ if data(MISSING) == Some(&Value::Bool(true)) => Some("MISS"),
         (Some("incomplete"), Some(NODE_TIMEOUT)) => Some("MISS"),
         (Some(_), Some(_)) => Some("ERROR"),
         (Some("pass"), None) => Some("PASS"),

@@ -560,6 +560,12 @@ fn kbuild_status_table() {
         );
         valid_submission(vec![Mapped::Build(b)]);
     }
+    // A build the pipeline expected but never ran (reported when its checkout settled).
+    let missing = with(
+        kbuild(),
+        json!({"result": "incomplete", "data": {"error_code": "submit_error", "missing": true}}),
+    );
+    assert_eq!(build_of(map(&missing))["status"], "MISS");
 }
 
 #[test]
@@ -1287,4 +1293,41 @@ fn empty_submission_is_valid() {
         reason: "nothing".to_owned(),
     }]);
     assert_eq!(kernelci_kcidb::count_objects(&doc), 0);
+}
+
+#[test]
+fn only_what_the_infrastructure_may_have_caused_is_retried() {
+    use kernelci_kcidb::maestro::{is_retried, should_defer_for_retry};
+    let job = |result: &str, code: Value, extra: Value| {
+        let mut n = with(
+            baseline_job(),
+            json!({"result": result, "data": {"error_code": code}}),
+        );
+        merge(&mut n, extra);
+        n
+    };
+    assert!(is_retried(&job(
+        "incomplete",
+        json!("Infrastructure"),
+        json!({})
+    )));
+    assert!(is_retried(&job("incomplete", Value::Null, json!({}))));
+    assert!(is_retried(&job("fail", Value::Null, json!({}))));
+    // The job definition's fault: the same every time.
+    for code in ["Job", "Test", "invalid_job_params", "Configuration"] {
+        let n = job("incomplete", json!(code), json!({}));
+        assert!(!is_retried(&n), "{code}");
+        assert!(!should_defer_for_retry(&n, 3), "{code}: sent at once");
+    }
+    // A missing job (reported when its checkout settled).
+    let missing = job(
+        "incomplete",
+        json!("submit_error"),
+        json!({"data": {"missing": true}}),
+    );
+    assert!(!is_retried(&missing));
+    assert!(should_defer_for_retry(
+        &job("incomplete", json!("submit_error"), json!({})),
+        3
+    ));
 }

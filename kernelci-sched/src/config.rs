@@ -344,11 +344,13 @@ pub struct ApiConfig {
 pub struct StorageConfig {
     /// The entry's name.
     pub name: String,
-    /// `ssh`, `backend` or `azure`.
+    /// Upstream's `ssh`, `backend` or `azure` (Azure Files: `share`), or an object store of
+    /// ours: `s3` (also S3-compatible servers), `azure` with `container` (Azure Blob), `gcs`.
     pub storage_type: String,
     /// Public base URL of stored files.
     pub base_url: Option<String>,
-    /// The type-specific keys (`host`, `port`, `api_url`, ...), as written.
+    /// The type-specific keys (`host`, `port`, `api_url`, `bucket`, `prefix`, `region`,
+    /// `endpoint`, ...), as written; never credentials (those are in the settings file).
     pub fields: Map<String, Value>,
 }
 

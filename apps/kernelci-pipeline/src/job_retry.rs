@@ -1,6 +1,10 @@
 //! The job-retry role (specs/pipeline.md §1.6): a kbuild or job that ends `incomplete`
 //! (an infrastructure problem), or a `baseline*` job that fails, is scheduled again from its
 //! parent through the `retry` channel, at most [`crate::Settings::max_retries`] times.
+//! Unlike upstream, an `error_code` classed as the test's fault (LAVA's `Job` and `Test`,
+//! `invalid_job_params`, ...: `kernelci_kcidb::regress::classify::error_code_class`) is not
+//! retried: it fails the same way each time. Missing jobs (`crate::missing`) are not
+//! retried either.
 //! The failed node is never changed; the scheduler creates a new node whose
 //! `retry_counter` (and so `data.schedule_key`) differs.
 
@@ -49,6 +53,16 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
     let Some(node) = ctx.api.node(id).await? else {
         anyhow::bail!("node is gone");
     };
+    // Only what the infrastructure may have caused is worth running again (the KCIDB
+    // bridge defers exactly these: `should_defer_for_retry`).
+    if !kernelci_kcidb::maestro::is_retried(&node) {
+        tracing::info!(
+            "job-retry: {} {id}: not retried ({} is not an infrastructure error)",
+            node["name"],
+            node["data"]["error_code"]
+        );
+        return Ok(());
+    }
     // Node events carry no `retry_counter`: the limit is checked on the node itself.
     let counter = node["retry_counter"].as_i64().unwrap_or(0);
     if counter >= ctx.settings.max_retries {

@@ -16,6 +16,7 @@ pub mod git;
 pub mod job_retry;
 pub mod kcidb_bridge;
 pub mod lava_callback;
+pub mod missing;
 pub mod patchset;
 pub mod scheduler;
 pub mod secrets;

@@ -201,88 +201,10 @@ impl Scheduler {
                 return Planned::Skipped(format!("{}: ran less than {freq} s ago", job_name));
             }
         }
-        // Architecture filter of the checkout (build_config `architectures`).
-        if job.kind == "kbuild"
-            && let Some(archs) = input["data"]["architecture_filter"].as_array()
-            && let Some(arch) = job.params.get("arch").and_then(Value::as_str)
-            && !archs.iter().any(|a| a == arch)
-        {
-            return Planned::Skipped(format!(
-                "{}: arch {arch} not in the architecture filter",
-                job_name
-            ));
-        }
-        // Scheduler-entry rules, on the input node.
-        if let Err(why) = decide(plan.rules, input, &chains.0) {
-            return Planned::Skipped(format!("{}: scheduler rules: {why}", job_name));
-        }
-        let mut node = new_job_node(input, &job_name, &job.kind, retry_counter);
-        // jobfilter
-        let path: Vec<String> = node["path"]
-            .as_array()
-            .map(|p| {
-                p.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let jobfilter: Option<Vec<String>> = input["jobfilter"].as_array().map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        });
-        if !kernelci_sched::matching::jobfilter_allows(jobfilter.as_deref(), &job_name, &path) {
-            return Planned::Skipped(format!("{}: not in the jobfilter", job_name));
-        }
-        if let Err(why) = decide(job.rules.as_ref(), &node, &chains.1) {
-            return Planned::Skipped(format!("{}: job rules: {why}", job_name));
-        }
-        if node["kind"] == "job" {
-            for key in [
-                "kernel_type",
-                "arch",
-                "defconfig",
-                "config_full",
-                "compiler",
-            ] {
-                if let Some(v) = input["data"].get(key) {
-                    node["data"][key] = v.clone();
-                }
-            }
-        }
-        node["data"]["runtime"] = plan.runtime.clone().into();
-        let runtime_rules = cfg
-            .runtimes
-            .get(&plan.runtime)
-            .and_then(|r| r.rules.clone());
-        if let Err(why) = decide(runtime_rules.as_ref(), &node, &chains.1) {
-            return Planned::Skipped(format!("{}: runtime rules: {why}", job_name));
-        }
-        let platform_filter: Option<Vec<String>> = input["platform_filter"]
-            .as_array()
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            });
-        if node["kind"] == "job"
-            && !kernelci_sched::matching::platform_filter_allows(
-                platform_filter.as_deref(),
-                &job.kind,
-                &platform_name,
-            )
-        {
-            return Planned::Skipped(format!(
-                "{}: platform {} not in the platform filter",
-                job_name, platform_name
-            ));
-        }
-        node["data"]["platform"] = platform_name.clone().into();
-        let platform_rules = platform.rules.clone();
-        if let Err(why) = decide(platform_rules.as_ref(), &node, &chains.1) {
-            return Planned::Skipped(format!("{}: platform rules: {why}", job_name));
-        }
+        let mut node = match admit(cfg, input, plan, chains, retry_counter) {
+            Ok(node) => node,
+            Err(why) => return Planned::Skipped(why),
+        };
         if let Some(priority) = tree_priority(&self.ctx, input) {
             node["data"]["tree_priority"] = priority.into();
         }
@@ -637,6 +559,107 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The deliberate filters a planned job goes through (the checkout's architecture filter,
+/// the entry's, job's, runtime's and platform's rules, the jobfilter and the platform
+/// filter): the job node to create, or why the job is not wanted. Pure given the input's
+/// ancestor chains, so that the missing-results check replays exactly what the scheduler
+/// decided (`crate::missing`).
+pub fn admit(
+    cfg: &kernelci_sched::config::PipelineConfig,
+    input: &Value,
+    plan: &kernelci_sched::matching::ScheduledJob<'_>,
+    chains: &(crate::ancestry::Chain, crate::ancestry::Chain),
+    retry_counter: i64,
+) -> Result<Value, String> {
+    let job = plan.job;
+    let job_name = job.name.clone();
+    let platform = plan.platform;
+    let platform_name = platform.name.clone();
+    // Architecture filter of the checkout (build_config `architectures`).
+    if job.kind == "kbuild"
+        && let Some(archs) = input["data"]["architecture_filter"].as_array()
+        && let Some(arch) = job.params.get("arch").and_then(Value::as_str)
+        && !archs.iter().any(|a| a == arch)
+    {
+        return Err(format!(
+            "{}: arch {arch} not in the architecture filter",
+            job_name
+        ));
+    }
+    // Scheduler-entry rules, on the input node.
+    if let Err(why) = decide(plan.rules, input, &chains.0) {
+        return Err(format!("{}: scheduler rules: {why}", job_name));
+    }
+    let mut node = new_job_node(input, &job_name, &job.kind, retry_counter);
+    // jobfilter
+    let path: Vec<String> = node["path"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let jobfilter: Option<Vec<String>> = input["jobfilter"].as_array().map(|a| {
+        a.iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    });
+    if !kernelci_sched::matching::jobfilter_allows(jobfilter.as_deref(), &job_name, &path) {
+        return Err(format!("{}: not in the jobfilter", job_name));
+    }
+    if let Err(why) = decide(job.rules.as_ref(), &node, &chains.1) {
+        return Err(format!("{}: job rules: {why}", job_name));
+    }
+    if node["kind"] == "job" {
+        for key in [
+            "kernel_type",
+            "arch",
+            "defconfig",
+            "config_full",
+            "compiler",
+        ] {
+            if let Some(v) = input["data"].get(key) {
+                node["data"][key] = v.clone();
+            }
+        }
+    }
+    node["data"]["runtime"] = plan.runtime.clone().into();
+    let runtime_rules = cfg
+        .runtimes
+        .get(&plan.runtime)
+        .and_then(|r| r.rules.clone());
+    if let Err(why) = decide(runtime_rules.as_ref(), &node, &chains.1) {
+        return Err(format!("{}: runtime rules: {why}", job_name));
+    }
+    let platform_filter: Option<Vec<String>> = input["platform_filter"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        });
+    if node["kind"] == "job"
+        && !kernelci_sched::matching::platform_filter_allows(
+            platform_filter.as_deref(),
+            &job.kind,
+            &platform_name,
+        )
+    {
+        return Err(format!(
+            "{}: platform {} not in the platform filter",
+            job_name, platform_name
+        ));
+    }
+    node["data"]["platform"] = platform_name.clone().into();
+    let platform_rules = platform.rules.clone();
+    if let Err(why) = decide(platform_rules.as_ref(), &node, &chains.1) {
+        return Err(format!("{}: platform rules: {why}", job_name));
+    }
+    Ok(node)
 }
 
 /// Time since the node was created (zero if its `created` is in our future).

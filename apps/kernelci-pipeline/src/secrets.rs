@@ -1,8 +1,10 @@
 //! The secrets part of upstream's `kernelci.toml` (specs/pipeline.md §10) that the pipeline
 //! needs: per-runtime tokens, `[runtime.<name>] runtime_token` (the lab's API token, used to
 //! submit jobs, also accepted as a callback token) and `callback_token` (the value LAVA
-//! sends back in `Authorization`). Other sections are ignored here: the same file can be
-//! shared with upstream's services.
+//! sends back in `Authorization`), and per-storage credentials, `[storage.<name>]`
+//! (upstream's `storage_cred`, and the object store keys such as `access_key_id`, read by
+//! `crate::storage`). Other sections are ignored here: the same file can be shared with
+//! upstream's services.
 //!
 //! Secrets never come from the pipeline YAML (which is often public); a runtime without an
 //! entry here has no tokens.
@@ -24,6 +26,8 @@ pub struct RuntimeTokens {
 pub struct Secrets {
     /// `[runtime.<name>]` entries.
     pub runtimes: BTreeMap<String, RuntimeTokens>,
+    /// `[storage.<name>]` entries: every key, its string value (empty values dropped).
+    pub storage: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Why the settings file could not be read.
@@ -65,24 +69,8 @@ impl Secrets {
     pub fn parse(text: &str) -> Result<Secrets, String> {
         let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
         let mut out = Secrets::default();
-        let Some(section) = doc.get("runtime") else {
-            return Ok(out);
-        };
-        let Some(section) = section.as_table() else {
-            return Err("runtime: must be a table of [runtime.<name>] sections".into());
-        };
-        for (name, entry) in section {
-            let Some(entry) = entry.as_table() else {
-                return Err(format!("runtime.{name}: must be a table"));
-            };
-            let get = |key: &str| -> Result<Option<String>, String> {
-                match entry.get(key) {
-                    None => Ok(None),
-                    Some(toml::Value::String(s)) if s.is_empty() => Ok(None),
-                    Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(format!("runtime.{name}.{key}: must be a string")),
-                }
-            };
+        for (name, entry) in sections(&doc, "runtime")? {
+            let get = |key: &str| string(entry, "runtime", name, key);
             out.runtimes.insert(
                 name.clone(),
                 RuntimeTokens {
@@ -91,12 +79,63 @@ impl Secrets {
                 },
             );
         }
+        for (name, entry) in sections(&doc, "storage")? {
+            let mut values = BTreeMap::new();
+            for key in entry.keys() {
+                if let Some(v) = string(entry, "storage", name, key)? {
+                    values.insert(key.clone(), v);
+                }
+            }
+            out.storage.insert(name.clone(), values);
+        }
         Ok(out)
     }
 
     /// The tokens of runtime `name` (empty when it has no section).
     pub fn runtime(&self, name: &str) -> RuntimeTokens {
         self.runtimes.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The settings of storage `name` (empty when it has no section).
+    pub fn storage(&self, name: &str) -> BTreeMap<String, String> {
+        self.storage.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The `[<section>.<name>]` tables of a settings file.
+fn sections<'a>(
+    doc: &'a toml::Table,
+    section: &str,
+) -> Result<Vec<(&'a String, &'a toml::Table)>, String> {
+    let Some(value) = doc.get(section) else {
+        return Ok(Vec::new());
+    };
+    let Some(table) = value.as_table() else {
+        return Err(format!(
+            "{section}: must be a table of [{section}.<name>] sections"
+        ));
+    };
+    table
+        .iter()
+        .map(|(name, entry)| match entry.as_table() {
+            Some(t) => Ok((name, t)),
+            None => Err(format!("{section}.{name}: must be a table")),
+        })
+        .collect()
+}
+
+/// A string value of `[<section>.<name>]`; empty counts as absent.
+fn string(
+    entry: &toml::Table,
+    section: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match entry.get(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) if s.is_empty() => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{section}.{name}.{key}: must be a string")),
     }
 }
 
@@ -136,5 +175,34 @@ runtime_token = ""
         let e = Secrets::parse("runtime = 1\n").unwrap_err();
         assert!(e.starts_with("runtime:"), "{e}");
         assert!(Secrets::parse("not = [toml").is_err());
+        let e = Secrets::parse("[storage.s3]\naccess_key_id = 1\n").unwrap_err();
+        assert_eq!(e, "storage.s3.access_key_id: must be a string");
+    }
+
+    #[test]
+    fn reads_storage_sections() {
+        let s = Secrets::parse(
+            r#"
+[storage.kci-storage-production]
+storage_cred = "Bearer jwt"
+[storage."minio.local"]
+access_key_id = "AK"
+secret_access_key = "SK"
+session_token = ""
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.storage("kci-storage-production"),
+            BTreeMap::from([("storage_cred".to_string(), "Bearer jwt".to_string())])
+        );
+        assert_eq!(
+            s.storage("minio.local"),
+            BTreeMap::from([
+                ("access_key_id".to_string(), "AK".to_string()),
+                ("secret_access_key".to_string(), "SK".to_string()),
+            ])
+        );
+        assert!(s.storage("missing").is_empty());
     }
 }

@@ -1,11 +1,15 @@
 //! Artifact storage (specs/pipeline.md §8): where tarballs, kernels and logs go, and the
-//! URL each gets. Two backends: a local directory that `kernelci up` serves over HTTP (the
-//! embedded default) and the kernelci-storage upload protocol.
+//! URL each gets. Three backends: a local directory that `kernelci up` serves over HTTP (the
+//! embedded default), the kernelci-storage upload protocol, and object stores (S3 and
+//! S3-compatible servers, Azure Blob, GCS: `object.rs`).
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use async_trait_free::BoxFuture;
+
+mod object;
+pub use object::{ObjectKind, ObjectStorage};
 
 /// Errors storing an artifact.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +23,14 @@ pub enum StorageError {
         /// The file.
         path: String,
         /// Why.
+        reason: String,
+    },
+    /// A storage entry of the configuration (or its settings section) is unusable.
+    #[error("storage {name}: {reason}")]
+    Config {
+        /// The `storage.<name>` entry.
+        name: String,
+        /// What is wrong, with its key.
         reason: String,
     },
     /// The upload was refused or failed.
@@ -219,8 +231,80 @@ impl ArtifactStore for KernelciStorage {
     }
 }
 
+/// A backend built from a `storage.<name>` entry, and the public URL its files are under.
+#[derive(Clone)]
+pub struct Configured {
+    /// The backend.
+    pub store: std::sync::Arc<dyn ArtifactStore>,
+    /// Public base URL of the stored files (ends with `/`).
+    pub base_url: String,
+}
+
+/// Build the backend of a `storage.<name>` entry of the pipeline YAML with its
+/// `[storage.<name>]` settings: `s3`, `azure` (Blob, with `container`) and `gcs` through
+/// [`ObjectStorage`], `backend` (kernelci-storage: `api_url`, credential `storage_cred` or
+/// `KERNELCI_STORAGE_CREDENTIAL`). Other types are refused with the reason.
+pub fn from_config(
+    entry: &kernelci_sched::config::StorageConfig,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<Configured, StorageError> {
+    let fail = |reason: String| StorageError::Config {
+        name: entry.name.clone(),
+        reason,
+    };
+    if ObjectKind::from_storage_type(&entry.storage_type).is_some() {
+        let st = ObjectStorage::from_config(
+            &entry.name,
+            &entry.storage_type,
+            entry.base_url.as_deref(),
+            &entry.fields,
+            settings,
+        )?;
+        let base_url = st.base_url().to_string();
+        return Ok(Configured {
+            store: std::sync::Arc::new(st),
+            base_url,
+        });
+    }
+    match entry.storage_type.as_str() {
+        "backend" => {
+            let api_url = entry
+                .fields
+                .get("api_url")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| fail("api_url is required for storage_type backend".into()))?;
+            let credential = settings
+                .get("storage_cred")
+                .cloned()
+                .or_else(|| std::env::var("KERNELCI_STORAGE_CREDENTIAL").ok())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    fail(format!(
+                        "no credential: storage_cred in the settings file [storage.{}] or \
+                         KERNELCI_STORAGE_CREDENTIAL (the Authorization header value)",
+                        entry.name
+                    ))
+                })?;
+            let base = entry
+                .base_url
+                .clone()
+                .unwrap_or_else(|| api_url.to_string());
+            let st = KernelciStorage::new(api_url, &base, &credential);
+            Ok(Configured {
+                base_url: st.base_url.clone(),
+                store: std::sync::Arc::new(st),
+            })
+        }
+        other => Err(fail(format!(
+            "storage_type {other:?} is not supported here (supported: s3, azure with \
+             container, gcs, backend)"
+        ))),
+    }
+}
+
 /// Percent-encode each path segment of a relative name.
-fn url_path(dest: &str) -> String {
+pub(crate) fn url_path(dest: &str) -> String {
     dest.split('/')
         .map(|seg| {
             url::form_urlencoded::byte_serialize(seg.as_bytes())

@@ -59,6 +59,7 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         }
         if ctx.api.update(&node).await.is_ok() {
             changed += 1;
+            settled(ctx, &node).await;
         }
     }
     // holdoff
@@ -78,6 +79,7 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
         .into();
         if ctx.api.update(&node).await.is_ok() {
             changed += 1;
+            settled(ctx, &node).await;
         }
     }
     // closing
@@ -89,10 +91,26 @@ pub async fn pass(ctx: &Ctx) -> anyhow::Result<usize> {
             node["state"] = "done".into();
             if ctx.api.update(&node).await.is_ok() {
                 changed += 1;
+                settled(ctx, &node).await;
             }
         }
     }
     Ok(changed)
+}
+
+/// After a node went `done`: a checkout has settled, so its missing results are reported.
+async fn settled(ctx: &Ctx, node: &serde_json::Value) {
+    if node["kind"] == "checkout" && node["state"] == "done" {
+        match crate::missing::report(ctx, node).await {
+            Ok(m) if !m.is_empty() => tracing::info!(
+                "timeout: checkout {} settled with {} missing result(s)",
+                node["id"],
+                m.len()
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("timeout: checkout {}: missing results: {e:#}", node["id"]),
+        }
+    }
 }
 
 /// The current version of `stale`, if it still satisfies `still`.

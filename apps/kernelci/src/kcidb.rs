@@ -29,8 +29,17 @@ pub struct KcidbArgs {
     pub kcidb_spool: Option<PathBuf>,
     /// The largest accepted submission, in bytes (submissions over 16 MiB are validated and
     /// ingested one object at a time, so this is not a memory bound).
-    #[arg(long, env = "KERNELCI_KCIDB_MAX_BODY", default_value_t = kernelci_kcidb_server::DEFAULT_MAX_BODY)]
+    #[arg(long, visible_alias = "max-body-kcidb", env = "KERNELCI_KCIDB_MAX_BODY", default_value_t = kernelci_kcidb_server::DEFAULT_MAX_BODY)]
     pub kcidb_max_body: u64,
+    /// Seconds a KCIDB request (a submission being uploaded, a query) may take until its
+    /// response starts (0: no limit); a slower one gets a 408.
+    #[arg(
+        long,
+        visible_alias = "request-timeout-kcidb",
+        env = "KERNELCI_KCIDB_REQUEST_TIMEOUT",
+        default_value_t = 3600
+    )]
+    pub kcidb_request_timeout: u64,
     /// Seconds between triage rounds (failed builds and tests -> logspec -> KCIDB issues
     /// and incidents); 0 disables triage.
     #[arg(long, env = "KERNELCI_KCIDB_TRIAGE_INTERVAL", default_value_t = 60)]
@@ -59,7 +68,7 @@ pub struct KcidbArgs {
 #[derive(Subcommand, Debug)]
 pub enum KcidbCommand {
     /// Run the KCIDB role alone (paths unprefixed: /submit, /status, ...).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a submission token for an origin.
     Token(TokenArgs),
     /// Run one triage round: analyse the logs of failed builds and tests and file KCIDB
@@ -114,6 +123,19 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub kcidb: KcidbArgs,
+    #[command(flatten)]
+    pub net: crate::listen::ListenArgs,
+}
+
+/// The KCIDB router's limits: the submission size is checked by the role itself
+/// (`--kcidb-max-body`, 413 with its own message), the timeout here.
+pub fn limits(args: &KcidbArgs) -> crate::listen::Limits {
+    crate::listen::Limits {
+        max_body: None,
+        body_flag: "kcidb-max-body",
+        timeout: crate::listen::seconds(args.kcidb_request_timeout),
+        timeout_flag: "kcidb-request-timeout",
+    }
 }
 
 /// Options of `kernelci kcidb token`.
@@ -151,7 +173,7 @@ pub async fn run(command: KcidbCommand) -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        KcidbCommand::Serve(args) => serve(args).await,
+        KcidbCommand::Serve(args) => serve(*args).await,
         KcidbCommand::Triage(args) => triage(args).await,
     }
 }
@@ -195,19 +217,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         )
     })?;
     let role = start(&args.kcidb, &args.data_dir, args.database_url.as_deref()).await?;
-    let app = kernelci_kcidb_server::kcidb_router(role.state.clone(), true);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let app = limits(&args.kcidb).apply(kernelci_kcidb_server::kcidb_router(
+        role.state.clone(),
+        true,
+    ));
+    let bound = crate::listen::bind(addr, &args.net).await?;
     eprintln!(
-        "kernelci kcidb serve: listening on http://{addr} ({} database, spool {})",
+        "kernelci kcidb serve: listening on {} ({} database, spool {})",
+        bound.url(),
         role.db.backend(),
         role.state.spool().dir().display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::serve::shutdown_signal())
-        .await
-        .context("server error")?;
+    bound.serve(app, crate::serve::shutdown_signal()).await?;
     role.ingester.abort();
     drop(role);
     eprintln!("kernelci kcidb serve: stopped");

@@ -5,6 +5,7 @@
 mod admin;
 mod backup;
 mod kcidb;
+mod listen;
 mod options;
 mod pipeline;
 mod serve;
@@ -77,7 +78,7 @@ fn main() -> std::process::ExitCode {
                     args.serve,
                     serve::Roles::All,
                     Some(args.kcidb),
-                    Some(args.pipeline),
+                    Some((args.pipeline, args.pipeline_limit)),
                 )
                 .await
             }

@@ -68,6 +68,16 @@ pub struct PipelineArgs {
     /// Public base URL of that storage server's files (default: --storage-api).
     #[arg(long, env = "KERNELCI_STORAGE_URL")]
     pub storage_url: Option<String>,
+    /// Upload artifacts to this `storage.<name>` entry of the pipeline configuration
+    /// (`storage_type: s3`, `azure`, `gcs` or `backend`) instead of the local directory.
+    /// Credentials come from the environment (AWS_*, AZURE_STORAGE_*, GOOGLE_*) or the
+    /// `[storage.<name>]` section of the settings file, never from the YAML.
+    #[arg(
+        long = "storage-config",
+        env = "KERNELCI_STORAGE_CONFIG",
+        conflicts_with = "storage_api"
+    )]
+    pub storage_config: Option<String>,
     /// Upstream's settings file (kernelci.toml) holding the lab tokens:
     /// `[runtime.<name>] runtime_token = "..."` (LAVA API token, used to submit jobs) and
     /// `callback_token = "..."` (what LAVA sends back). Default: the first of
@@ -159,9 +169,10 @@ fn load_secrets(args: &PipelineArgs) -> Result<kernelci_pipeline::secrets::Secre
     };
     let secrets = Secrets::load(&path).context("cannot read the settings file")?;
     tracing::info!(
-        "pipeline: settings {} ({} runtime token sections)",
+        "pipeline: settings {} ({} runtime token sections, {} storage sections)",
         path.display(),
-        secrets.runtimes.len()
+        secrets.runtimes.len(),
+        secrets.storage.len()
     );
     Ok(secrets)
 }
@@ -272,23 +283,62 @@ fn settings(args: &PipelineArgs, work_dir: PathBuf, public_url: &str) -> Setting
     s
 }
 
+/// Where artifacts go: the `--storage-config` entry, `--storage-api`, or the local
+/// directory `kernelci up` serves at `/storage` (then `served_locally`).
+struct StorageChoice {
+    store: Arc<dyn ArtifactStore>,
+    /// Public base URL of the stored files, when not the local `/storage`.
+    base_url: Option<String>,
+    served_locally: bool,
+}
+
 fn storage(
     args: &PipelineArgs,
+    config: &kernelci_sched::config::PipelineConfig,
+    secrets: &kernelci_pipeline::secrets::Secrets,
     data_dir: &Path,
     public_url: &str,
-) -> Result<Arc<dyn ArtifactStore>> {
+) -> Result<StorageChoice> {
+    if let Some(name) = &args.storage_config {
+        let Some(entry) = config.storage.get(name) else {
+            bail!(
+                "--storage-config {name:?}: no such storage entry in the pipeline configuration (entries: {})",
+                config
+                    .storage
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        let st = kernelci_pipeline::storage::from_config(entry, &secrets.storage(name))?;
+        tracing::info!("pipeline: artifacts go to {}", st.store.describe());
+        return Ok(StorageChoice {
+            store: st.store,
+            base_url: Some(st.base_url),
+            served_locally: false,
+        });
+    }
     Ok(match &args.storage_api {
         Some(api) => {
             let cred = std::env::var("KERNELCI_STORAGE_CREDENTIAL").context(
                 "--storage-api needs KERNELCI_STORAGE_CREDENTIAL (the Authorization header value)",
             )?;
             let base = args.storage_url.clone().unwrap_or_else(|| api.clone());
-            Arc::new(KernelciStorage::new(api, &base, &cred))
+            StorageChoice {
+                store: Arc::new(KernelciStorage::new(api, &base, &cred)),
+                base_url: Some(base),
+                served_locally: false,
+            }
         }
-        None => Arc::new(LocalStorage::new(
-            data_dir.join("artifacts"),
-            &format!("{}/storage", public_url.trim_end_matches('/')),
-        )),
+        None => StorageChoice {
+            store: Arc::new(LocalStorage::new(
+                data_dir.join("artifacts"),
+                &format!("{}/storage", public_url.trim_end_matches('/')),
+            )),
+            base_url: None,
+            served_locally: true,
+        },
     })
 }
 
@@ -341,20 +391,24 @@ pub async fn prepare(
     let roles = parse_roles(args.pipeline_roles.as_deref())?;
     let work_dir = data_dir.join("pipeline");
     crate::options::ensure_dir(&work_dir)?;
-    let storage = storage(args, data_dir, public_url)?;
+    let secrets = load_secrets(args)?;
+    let storage = storage(args, &config, &secrets, data_dir, public_url)?;
     let templates = kernelci_sched::template::Templates::with_dirs(args.templates.clone());
     let token = service_token(store, keys).await?;
-    let settings = settings(args, work_dir.clone(), public_url);
+    let mut settings = settings(args, work_dir.clone(), public_url);
+    if let Some(base) = &storage.base_url {
+        settings.storage_base_url = base.trim_end_matches('/').to_string();
+    }
+    let served_locally = storage.served_locally;
     let api = ApiClient::new(&settings.public_api_url(), &token);
     let ctx = Ctx {
         api,
         config: config.clone(),
         settings: Arc::new(settings),
-        storage,
+        storage: storage.store,
         templates: Arc::new(templates),
     };
     let secret = pipeline_secret(store).await?;
-    let secrets = load_secrets(args)?;
     let (rts, callback_tokens) = runtimes(&config, &secrets, &work_dir.join("jobs"));
     let mut router = axum::Router::new().nest(
         "/pipeline",
@@ -362,7 +416,7 @@ pub async fn prepare(
             .with_callback_tokens(callback_tokens)
             .router(),
     );
-    if args.storage_api.is_none() {
+    if served_locally {
         let dir = data_dir.join("artifacts");
         crate::options::ensure_dir(&dir)?;
         router = router.nest_service("/storage", tower_http::services::ServeDir::new(dir));
@@ -418,6 +472,10 @@ pub struct RunArgs {
     /// lava-callback service). Labs call back to `--public-base-url` + `/pipeline/node/..`.
     #[arg(long)]
     pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub net: crate::listen::ListenArgs,
+    #[command(flatten)]
+    pub pipeline_limit: crate::listen::PipelineLimit,
     /// The pipeline API's token secret (`kernelci up` keeps it in its database); without it
     /// the token-protected pipeline API answers 401 and only lab callbacks are served.
     #[arg(long, env = "KERNELCI_PIPELINE_SECRET", hide_env_values = true)]
@@ -521,11 +579,16 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
             settings.api_path = url::Url::parse(&r.api_url)
                 .map(|u| u.path().trim_end_matches('/').to_string())
                 .unwrap_or_default();
+            let secrets = load_secrets(&r.pipeline)?;
+            let storage = storage(&r.pipeline, &config, &secrets, &r.data_dir, &public)?;
+            if let Some(base) = &storage.base_url {
+                settings.storage_base_url = base.trim_end_matches('/').to_string();
+            }
             let ctx = Ctx {
                 api: ApiClient::new(&r.api_url, &r.api_token),
                 config: config.clone(),
                 settings: Arc::new(settings),
-                storage: storage(&r.pipeline, &r.data_dir, &public)?,
+                storage: storage.store,
                 templates: Arc::new(kernelci_sched::template::Templates::with_dirs(
                     r.pipeline.templates.clone(),
                 )),
@@ -542,7 +605,6 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                 }),
                 _ => None,
             };
-            let secrets = load_secrets(&r.pipeline)?;
             let (rts, callback_tokens) = runtimes(&config, &secrets, &work_dir.join("jobs"));
             let mut tasks = Vec::new();
             if let Some(addr) = r.listen {
@@ -552,19 +614,22 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                     .filter(|s| !s.is_empty())
                     .map(|s| s.clone().into_bytes())
                     .collect();
-                let router = axum::Router::new().nest(
-                    "/pipeline",
-                    PipelineApi::new(ctx.clone(), secret)
-                        .with_callback_tokens(callback_tokens)
-                        .router(),
+                let router = r.pipeline_limit.limits(&r.net)?.apply(
+                    axum::Router::new().nest(
+                        "/pipeline",
+                        PipelineApi::new(ctx.clone(), secret)
+                            .with_callback_tokens(callback_tokens)
+                            .router(),
+                    ),
                 );
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr}"))?;
-                eprintln!("kernelci pipeline: pipeline API on http://{addr}/pipeline");
+                let bound = crate::listen::bind(addr, &r.net).await?;
+                eprintln!(
+                    "kernelci pipeline: pipeline API on {}/pipeline",
+                    bound.url()
+                );
                 tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, router).await {
-                        tracing::error!("pipeline API: {e}");
+                    if let Err(e) = bound.serve(router, std::future::pending()).await {
+                        tracing::error!("pipeline API: {e:#}");
                     }
                 }));
             }

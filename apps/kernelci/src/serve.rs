@@ -12,6 +12,7 @@ use kernelci_api::{ApiConfig, AppState, mail::FileMailer};
 use kernelci_store::Store;
 
 use crate::admin;
+use crate::listen::{Limits, ListenArgs};
 use crate::options::StoreOptions;
 
 /// Options of the serving subcommands.
@@ -22,12 +23,20 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "KERNELCI_LISTEN", default_value = "127.0.0.1:8001")]
     pub listen: String,
-    /// Base URL of invite links (upstream's PUBLIC_BASE_URL).
+    /// The URL clients reach this instance at (e.g. https://kernelci.example.org, behind a
+    /// proxy the proxy's): base of invite and password-reset links, lab callbacks, artifact
+    /// URLs and the KCIDB submit URL (upstream's PUBLIC_BASE_URL). Default: invite links
+    /// from the request's host, the rest from --listen.
     #[arg(long, env = "KERNELCI_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
     /// Seconds between `/listen` keep-alives (upstream's KEEP_ALIVE_PERIOD).
     #[arg(long, env = "KERNELCI_KEEP_ALIVE", default_value_t = 45)]
     pub keep_alive: u64,
+    /// The largest Maestro API request body, in bytes (413 beyond).
+    #[arg(long, env = "KERNELCI_MAX_BODY_API", default_value_t = kernelci_api::extract::MAX_BODY_BYTES as u64)]
+    pub max_body_api: u64,
+    #[command(flatten)]
+    pub net: ListenArgs,
 }
 
 /// Options of `kernelci up`: the serving options and the KCIDB role's.
@@ -39,6 +48,8 @@ pub struct UpArgs {
     pub kcidb: crate::kcidb::KcidbArgs,
     #[command(flatten)]
     pub pipeline: crate::pipeline::PipelineArgs,
+    #[command(flatten)]
+    pub pipeline_limit: crate::listen::PipelineLimit,
 }
 
 /// Which roles to run.
@@ -55,7 +66,7 @@ pub async fn run(
     args: ServeArgs,
     roles: Roles,
     kcidb: Option<crate::kcidb::KcidbArgs>,
-    pipeline: Option<crate::pipeline::PipelineArgs>,
+    pipeline: Option<(crate::pipeline::PipelineArgs, crate::listen::PipelineLimit)>,
 ) -> Result<()> {
     let started = Instant::now();
     let addr: SocketAddr = args.listen.parse().with_context(|| {
@@ -67,6 +78,26 @@ pub async fn run(
     if args.keep_alive == 0 || args.keep_alive > 55 {
         anyhow::bail!("--keep-alive must be between 1 and 55 seconds (clients time out at 60 s)");
     }
+    if args.net.request_timeout != 0 && args.net.request_timeout <= args.keep_alive {
+        anyhow::bail!(
+            "--request-timeout must be longer than --keep-alive (a `/listen` long poll lasts that long)"
+        );
+    }
+    let api_limits = Limits {
+        max_body: Some(crate::listen::body_limit(
+            "max-body-api",
+            args.max_body_api,
+            kernelci_api::extract::MAX_BODY_BYTES,
+        )?),
+        body_flag: "max-body-api",
+        timeout: args.net.timeout(),
+        timeout_flag: "request-timeout",
+    };
+    let pipeline_limits = match &pipeline {
+        Some((_, limit)) => Some(limit.limits(&args.net)?),
+        None => None,
+    };
+    let bound = crate::listen::bind(addr, &args.net).await?;
     let store = args.store.open().await?;
     let keys = args.store.keys(&*store).await?;
     kernelci_api::ensure_builtin_groups(&*store).await?;
@@ -79,29 +110,44 @@ pub async fn run(
     };
     let mailer = Arc::new(FileMailer::new(args.store.data_dir.join("mail")));
     let state = AppState::new(store.clone(), keys.clone(), config, mailer).await?;
-    let mut app = kernelci_api::router(state.clone(), roles == Roles::MaestroOnly);
+    let mut app = api_limits.clone().apply(kernelci_api::router(
+        state.clone(),
+        roles == Roles::MaestroOnly,
+    ));
     let kcidb = match kcidb {
         Some(k) => {
             let role =
                 crate::kcidb::start(&k, &args.store.data_dir, args.store.database_url.as_deref())
                     .await?;
-            app = kernelci_kcidb_server::kcidb_router(role.state.clone(), false).merge(app);
+            app = crate::kcidb::limits(&k)
+                .apply(kernelci_kcidb_server::kcidb_router(
+                    role.state.clone(),
+                    false,
+                ))
+                .merge(app);
             // The dashboard's JSON API (`/api/...`) over the same KCIDB database.
-            app = kernelci_dashboard::dashboard_router(role.db.clone()).merge(app);
+            app = api_limits
+                .apply(kernelci_dashboard::dashboard_router(role.db.clone()))
+                .merge(app);
             Some(role)
         }
         None => None,
     };
-    let public_url = args.public_base_url.clone().unwrap_or_else(|| {
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
-        format!("http://{host}:{}", addr.port())
-    });
+    let public_url = match args.public_base_url.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+        _ => bound.local_base_url(),
+    };
+    if bound.scheme() == "https"
+        && public_url == bound.local_base_url()
+        && pipeline.as_ref().is_some_and(|(p, _)| p.config.is_some())
+    {
+        eprintln!(
+            "warning: the pipeline roles call this server at {public_url}, which the certificate \
+             is unlikely to name: set --public-base-url to the name it is issued for"
+        );
+    }
     let pipeline = match &pipeline {
-        Some(p) => {
+        Some((p, _)) => {
             let target = kcidb
                 .as_ref()
                 .map(|role| kernelci_pipeline::kcidb_bridge::KcidbTarget {
@@ -116,7 +162,11 @@ pub async fn run(
     };
     let pipeline_start = match pipeline {
         Some(started) => {
-            app = started.router.merge(app);
+            if let Some(limits) = pipeline_limits {
+                app = limits.apply(started.router).merge(app);
+            } else {
+                app = started.router.merge(app);
+            }
             Some(started.start)
         }
         None => {
@@ -130,15 +180,6 @@ pub async fn run(
             None
         }
     };
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!(
-                "cannot listen on {addr}: the port is already in use (pick another with --listen)"
-            )
-        } else {
-            anyhow::anyhow!("cannot listen on {addr}: {e}")
-        }
-    })?;
     let housekeeping = tokio::spawn(kernelci_api::housekeeping(state.clone()));
     // The roles call the API over HTTP: start them once the server answers.
     let pipeline_tasks = match pipeline_start {
@@ -149,12 +190,13 @@ pub async fn run(
         Roles::All => "kernelci up",
         Roles::MaestroOnly => "kernelci api",
     };
+    let url = bound.url();
     eprintln!(
-        "{what}: listening on http://{addr} ({} store, started in {} ms); Maestro API at http://{addr}/latest{}",
+        "{what}: listening on {url} ({} store, started in {} ms); Maestro API at {url}/latest{}",
         store.backend(),
         started.elapsed().as_millis(),
         if roles == Roles::All {
-            format!(", KCIDB at http://{addr}/kcidb")
+            format!(", KCIDB at {url}/kcidb")
         } else {
             String::new()
         }
@@ -173,10 +215,7 @@ pub async fn run(
             pipeline_tasks.abort();
         }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server error")?;
+    bound.serve(app, shutdown).await?;
     housekeeping.abort();
     // Plain subscriptions' cursors are written behind: write the last ones before exiting.
     state.cursors.flush(&*state.store).await;

@@ -7,9 +7,11 @@
 //! 2. the culprit of a KCIDB issue linked to the result by a present incident (logspec's
 //!    findings are filed this way): `code` -> kernel, `harness` -> test, `tool` ->
 //!    infrastructure (with several, kernel before test before infrastructure);
-//! 3. the Maestro `error_code` the pipeline reported in `misc.error_code`: the lab and
-//!    runtime problems (LAVA's `Infrastructure`, `Canceled`, `LAVATimeout`, `Bug`, ...,
-//!    our `node_timeout`, `submit_error`) -> infrastructure, LAVA's `Test` -> test;
+//! 3. the Maestro `error_code` the pipeline reported in `misc.error_code`
+//!    ([`error_code_class`]): the lab and runtime problems (LAVA's `Infrastructure`,
+//!    `Canceled`, `LAVATimeout`, `Bug`, ..., our `node_timeout`, `submit_error`) ->
+//!    infrastructure; LAVA's `Test` and the job-definition errors (`Job`,
+//!    `Configuration`, `invalid_job_params`, ...) -> test;
 //! 4. the status: `ERROR` (the test could not complete) -> infrastructure, `FAIL` ->
 //!    kernel.
 //!
@@ -71,6 +73,28 @@ pub const INFRASTRUCTURE_CODES: &[&str] = &[
 
 /// Maestro `error_code`s that mean the test itself failed to run properly.
 pub const TEST_CODES: &[&str] = &["Test"];
+
+/// Maestro `error_code`s that mean the job definition or its parameters are wrong: the
+/// test side's fault, never fixed by running it again.
+pub const JOB_DEFINITION_CODES: &[&str] = &[
+    "Job",
+    "Configuration",
+    "invalid_job_params",
+    "job_generation_error",
+    "Unexisting permission codename.",
+];
+
+/// The class a Maestro `error_code` alone gives (`None`: the code says nothing, e.g. an
+/// unknown one). The job-retry role retries only what is not [`FailureClass::Test`].
+pub fn error_code_class(code: &str) -> Option<FailureClass> {
+    if INFRASTRUCTURE_CODES.contains(&code) {
+        Some(FailureClass::Infrastructure)
+    } else if TEST_CODES.contains(&code) || JOB_DEFINITION_CODES.contains(&code) {
+        Some(FailureClass::Test)
+    } else {
+        None
+    }
+}
 
 /// What a failure is classified from.
 #[derive(Debug, Clone, Default)]
@@ -221,13 +245,8 @@ impl Classifier {
         if any(|c| c.1) {
             return Some(FailureClass::Infrastructure);
         }
-        if let Some(code) = input.error_code {
-            if INFRASTRUCTURE_CODES.contains(&code) {
-                return Some(FailureClass::Infrastructure);
-            }
-            if TEST_CODES.contains(&code) {
-                return Some(FailureClass::Test);
-            }
+        if let Some(class) = input.error_code.and_then(error_code_class) {
+            return Some(class);
         }
         Some(match status {
             Status::Error => FailureClass::Infrastructure,
