@@ -11,6 +11,7 @@
 //! - [`template`]: job definitions rendered with minijinja.
 //! - [`runtime`]: the `Runtime` trait and the shell runtime.
 
+pub mod bisect;
 pub mod config;
 pub mod matching;
 pub mod rules;

@@ -1,9 +1,11 @@
-//! Commands kci-dev does not have: `kci regressions` (the dashboard's regression list),
-//! `kci open` (the web address of a build, test, issue, commit or node) and `kci admin`
-//! (users and tokens of an instance you administer, over the Maestro API).
+//! Commands kci-dev does not have: `kci regressions` (the stored regressions and flaky
+//! tests the KCIDB role's tracker keeps, from the dashboard API), `kci health`
+//! (infrastructure failure rates per lab and platform), `kci open` (the web address of a
+//! build, test, issue, commit or node) and `kci admin` (users and tokens of an instance you
+//! administer, over the Maestro API).
 //!
-//! Exit codes as everywhere in kci: 0 ok, 1 refused by the server, 2 bad input or an
-//! unknown id, 3 unreachable.
+//! Exit codes as everywhere in kci: 0 ok, 1 refused by the server (`kci health`: a row is
+//! above the threshold), 2 bad input or an unknown id, 3 unreachable.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -19,12 +21,25 @@ use crate::results::client::{Dash, Fail, enc, q, text};
 /// Arguments of `kci regressions`.
 #[derive(Debug, clap::Args)]
 pub struct RegressionsArgs {
-    /// Only branches of this origin.
-    #[arg(long, default_value = "maestro")]
-    origin: String,
-    /// Only branches with a checkout in this many days.
-    #[arg(long, default_value_t = 30)]
-    days: u32,
+    /// States: a comma list of new, still_failing, fixed, flaky, or `open` (new,
+    /// still_failing, flaky) or `all`.
+    #[arg(long, default_value = "open")]
+    state: String,
+    /// Only this origin.
+    #[arg(long)]
+    origin: Option<String>,
+    /// Only this tree.
+    #[arg(long)]
+    tree: Option<String>,
+    /// Only this branch.
+    #[arg(long)]
+    branch: Option<String>,
+    /// At most this many (newest change first).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// List the tests and builds that are flaky now instead.
+    #[arg(long)]
+    flaky: bool,
     /// The dashboard API base (default: the instance's `dashboard_api`).
     #[arg(long, value_name = "URL")]
     dashboard_api: Option<String>,
@@ -43,16 +58,45 @@ fn finish(outcome: Result<(), Fail>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `kci regressions`: tests that passed on the previous commit of their branch and fail
-/// on the latest, with their status over the recent commits (oldest first).
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// What regressed: the test path, or `build CONFIG COMPILER`.
+fn what(r: &Value) -> String {
+    if r["kind"] == "build" {
+        format!("build {} {}", text(r, "config_name"), text(r, "compiler"))
+    } else {
+        text(r, "path")
+    }
+}
+
+fn config(r: &Value) -> String {
+    format!("{} {}", text(r, "config_name"), text(r, "architecture"))
+}
+
+fn optional(pairs: &mut Vec<(String, String)>, key: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        pairs.push((key.to_string(), v.clone()));
+    }
+}
+
+/// `kci regressions`: the stored regressions the tracker keeps (`--flaky`: the flaky tests
+/// and builds), newest change first.
 pub fn regressions(args: &RegressionsArgs, global: &Global) -> anyhow::Result<ExitCode> {
     finish((|| {
         let dash = Dash::open(global, args.dashboard_api.as_deref())?;
-        let days = args.days.to_string();
-        let list = dash.get(
-            "regressions/",
-            &q(&[("origin", &args.origin), ("interval_in_days", &days)]),
-        )?;
+        let limit = args.limit.to_string();
+        let mut query = q(&[("limit", &limit)]);
+        optional(&mut query, "origin", &args.origin);
+        let list = if args.flaky {
+            dash.get("flaky/", &query)?
+        } else {
+            query.push(("state".into(), args.state.clone()));
+            optional(&mut query, "tree_name", &args.tree);
+            optional(&mut query, "git_branch", &args.branch);
+            dash.get("regressions/", &query)?
+        };
         if args.json {
             println!(
                 "{}",
@@ -60,36 +104,60 @@ pub fn regressions(args: &RegressionsArgs, global: &Global) -> anyhow::Result<Ex
             );
             return Ok(());
         }
+        let tree = |r: &Value| {
+            format!(
+                "{} {}",
+                text(r, "tree_name"),
+                text(r, "git_repository_branch")
+            )
+        };
+        if args.flaky {
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|r| {
+                    vec![
+                        tree(r),
+                        what(r),
+                        text(r, "platform"),
+                        config(r),
+                        text(r, "flips"),
+                        text(r, "last_outcome"),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("Nothing flaky.");
+            } else {
+                print!(
+                    "{}",
+                    table(
+                        &["TREE", "TEST", "PLATFORM", "CONFIG", "FLIPS", "LAST"],
+                        &rows
+                    )
+                );
+            }
+            return Ok(());
+        }
         let paint = Paint::stdout();
-        let rows: Vec<Vec<String>> = list
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        let rows: Vec<Vec<String>> = items(&list)
             .iter()
             .map(|r| {
-                let history: Vec<&str> = r["history"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|h| h["status"].as_str().unwrap_or("-"))
-                    .collect();
-                let latest = r["history"]
-                    .as_array()
-                    .and_then(|h| h.last())
-                    .map(|h| text(h, "test_id"))
-                    .unwrap_or_default();
+                let latest = text(&r["last_fail"], "object_id");
+                let kind = if r["kind"] == "build" {
+                    "build"
+                } else {
+                    "test"
+                };
                 vec![
-                    format!(
-                        "{} {}",
-                        text(r, "tree_name"),
-                        text(r, "git_repository_branch")
-                    ),
-                    text(r, "path"),
+                    text(r, "state"),
+                    text(r, "class"),
+                    tree(r),
+                    what(r),
                     text(r, "platform"),
-                    format!("{} {}", text(r, "config_name"), text(r, "architecture")),
-                    history.join(" "),
-                    dash.link("test", &latest).unwrap_or(latest),
+                    config(r),
+                    text(r, "fail_count"),
+                    text(&r["first_fail"], "commit").chars().take(12).collect(),
+                    dash.link(kind, &latest).unwrap_or(latest),
                 ]
             })
             .collect();
@@ -98,16 +166,125 @@ pub fn regressions(args: &RegressionsArgs, global: &Global) -> anyhow::Result<Ex
             return Ok(());
         }
         let text = table(
-            &["TREE", "TEST", "PLATFORM", "CONFIG", "HISTORY", "LATEST"],
+            &[
+                "STATE",
+                "CLASS",
+                "TREE",
+                "TEST",
+                "PLATFORM",
+                "CONFIG",
+                "FAILS",
+                "FIRST FAIL",
+                "LATEST",
+            ],
             &rows,
         );
-        // Color the statuses after alignment (escape codes have no width).
+        // Color the states after alignment (escape codes have no width).
         let colored = text
-            .replace(" FAIL", &format!(" {}", paint.fail("FAIL")))
-            .replace(" PASS", &format!(" {}", paint.pass("PASS")));
+            .replace("\nnew ", &format!("\n{} ", paint.fail("new")))
+            .replace(
+                "\nstill_failing ",
+                &format!("\n{} ", paint.fail("still_failing")),
+            )
+            .replace("\nfixed ", &format!("\n{} ", paint.pass("fixed")))
+            .replace("\nflaky ", &format!("\n{} ", paint.other("flaky")));
         print!("{colored}");
         Ok(())
     })())
+}
+
+/// Arguments of `kci health`.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// Results of checkouts in this many days.
+    #[arg(long, default_value_t = 7)]
+    days: u32,
+    /// The infrastructure failure rate (0 to 1) above which a row is a problem.
+    #[arg(long, default_value_t = 0.2)]
+    threshold: f64,
+    /// Only this origin.
+    #[arg(long)]
+    origin: Option<String>,
+    /// The dashboard API base (default: the instance's `dashboard_api`).
+    #[arg(long, value_name = "URL")]
+    dashboard_api: Option<String>,
+    /// Print the API's JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `kci health`: infrastructure failure rates per lab and platform. Exits 1 when a row is
+/// above the threshold (so that a cron job can alert), 0 otherwise.
+pub fn health(args: &HealthArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut above = false;
+    let outcome = (|| {
+        if !(0.0..=1.0).contains(&args.threshold) {
+            return Err(Fail::input(format!(
+                "--threshold: expected a number from 0 to 1, got {}",
+                args.threshold
+            )));
+        }
+        let dash = Dash::open(global, args.dashboard_api.as_deref())?;
+        let (days, threshold) = (args.days.to_string(), args.threshold.to_string());
+        let mut query = q(&[("interval_in_days", &days), ("threshold", &threshold)]);
+        optional(&mut query, "origin", &args.origin);
+        let list = dash.get("health/", &query)?;
+        above = items(&list)
+            .iter()
+            .any(|h| h["above_threshold"].as_bool() == Some(true));
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            );
+            return Ok(());
+        }
+        let paint = Paint::stdout();
+        let rows: Vec<Vec<String>> = items(&list)
+            .iter()
+            .map(|h| {
+                let rate = h["infrastructure_rate"].as_f64().unwrap_or(0.0) * 100.0;
+                let platform = h["platform"].as_str().unwrap_or("");
+                vec![
+                    text(h, "origin"),
+                    text(h, "lab"),
+                    if platform.is_empty() {
+                        "(builds)".into()
+                    } else {
+                        platform.to_string()
+                    },
+                    text(h, "total"),
+                    text(h, "infrastructure"),
+                    text(h, "failures"),
+                    format!("{rate:.1}%"),
+                    if h["above_threshold"].as_bool() == Some(true) {
+                        "ABOVE".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            println!("No results in the last {days} days.");
+            return Ok(());
+        }
+        let text = table(
+            &[
+                "ORIGIN", "LAB", "PLATFORM", "RESULTS", "INFRA", "FAILURES", "RATE", "",
+            ],
+            &rows,
+        );
+        print!(
+            "{}",
+            text.replace(" ABOVE", &format!(" {}", paint.fail("ABOVE")))
+        );
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) if above => Ok(ExitCode::from(1)),
+        other => finish(other),
+    }
 }
 
 /// Arguments of `kci open`.

@@ -4,7 +4,8 @@
 //! pipeline and Maestro APIs of an instance from kci-dev's settings file.
 //!
 //! Exit codes: 0 success (no errors found, the watched test passed); 1 errors found, a
-//! submission refused, the watched test failed; 2 bad input (flags, settings, unknown
+//! submission refused, the watched test failed, a lab or platform above `kci health`'s
+//! threshold; 2 bad input (flags, settings, unknown
 //! node) or a job the watched test needed failed; 3 an API stayed unreachable (retry);
 //! 64 the pipeline did not take a checkout/patchset/retry request (kci-dev's code).
 
@@ -78,8 +79,11 @@ enum Command {
     Maestro(MaestroCommand),
     /// Write a starter settings file (kci-dev's format) for a local `kernelci up`.
     Config(config::Args),
-    /// Tests that passed on the previous commit of their branch and fail now.
+    /// Stored regressions (new, still failing, fixed, flaky) and flaky tests.
     Regressions(extras::RegressionsArgs),
+    /// Infrastructure failure rates per lab and platform (exit 1: a row above the
+    /// threshold).
+    Health(extras::HealthArgs),
     /// Print the web address of a build, test, boot, issue, commit or node.
     Open(extras::OpenArgs),
     /// Users and tokens of an instance you administer.
@@ -142,6 +146,7 @@ fn main() -> ExitCode {
         Command::Maestro(MaestroCommand::Results(args)) => nodes::run(&args, &global),
         Command::Config(args) => config::run(&args, &global.settings_path),
         Command::Regressions(args) => extras::regressions(&args, &global),
+        Command::Health(args) => extras::health(&args, &global),
         Command::Open(args) => extras::open(&args, &global),
         Command::Admin(cmd) => extras::admin(&cmd, &global),
         Command::Results(cmd) => results::run(&cmd, &global),

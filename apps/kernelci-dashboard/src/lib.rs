@@ -6,8 +6,9 @@
 //! `summary|full|builds|boots|tests|commits`, a branch's latest checkout, `compare`),
 //! `tree-report/`, `build/{id}[/tests|/issues]`, `test/{id}[/issues]`, `issue/` (listing,
 //! `{id}[/builds|/tests]`, `POST extras/`), `hardware/` (listing, `POST
-//! {name}/summary|builds|boots|tests`), `origins/` and `schema/` (OpenAPI). Every path
-//! answers with and without its trailing slash.
+//! {name}/summary|builds|boots|tests`), `origins/` and `schema/` (OpenAPI), and ours: the
+//! stored regressions (`regressions/[{id}]`, `flaky/`, `health/`, [`routes::regress`]).
+//! Every path answers with and without its trailing slash.
 //!
 //! Filters are upstream's `filter_<field>[_<op>]` ([`kernelci_kcidb::query::Filter`]),
 //! applied in SQL. Lists are whole, as upstream's; `limit` and `offset`, when given, page
@@ -30,7 +31,7 @@ pub use error::ApiError;
 
 /// The dashboard API under `/api/` and its web pages ([`pages`]), over `db`.
 pub fn dashboard_router(db: KcidbDb) -> Router {
-    use routes::{hardware, issue, items, misc, report, tree};
+    use routes::{hardware, issue, items, misc, regress, report, tree};
     Router::new()
         .route("/api/tree", get(tree::listing))
         .route("/api/tree/", get(tree::listing))
@@ -47,8 +48,13 @@ pub fn dashboard_router(db: KcidbDb) -> Router {
         .route("/api/hardware", get(hardware::listing))
         .route("/api/hardware/", get(hardware::listing))
         .route("/api/hardware/{*rest}", post(hardware::details))
-        .route("/api/regressions", get(misc::regressions))
-        .route("/api/regressions/", get(misc::regressions))
+        .route("/api/regressions", get(regress::regressions))
+        .route("/api/regressions/", get(regress::regressions))
+        .route("/api/regressions/{id}", get(regress::regression))
+        .route("/api/flaky", get(regress::flaky))
+        .route("/api/flaky/", get(regress::flaky))
+        .route("/api/health", get(regress::health))
+        .route("/api/health/", get(regress::health))
         .route("/api/origins", get(misc::origins))
         .route("/api/origins/", get(misc::origins))
         .route("/api/schema", get(misc::schema))

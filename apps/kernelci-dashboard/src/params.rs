@@ -62,6 +62,19 @@ impl Params {
         }
     }
 
+    /// A number parameter within `[min, max]`.
+    pub fn float(&self, name: &str, min: f64, max: f64) -> Result<Option<f64>, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        match v.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::BadRequest(format!(
+                "{name}: expected a number from {min} to {max}, got {v:?}"
+            ))),
+        }
+    }
+
     /// A Unix time in seconds (fractions allowed, as kci-dev sends them).
     pub fn timestamp(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(v) = self.get(name) else {

@@ -406,6 +406,59 @@ async fn dashboard_api_answers_match_the_fixtures() {
     assert_eq!(got, want);
     let schema = server.ok("schema/").await;
     assert!(schema["paths"]["/api/tree/"].is_object());
+    for path in [
+        "/api/regressions/",
+        "/api/regressions/{id}",
+        "/api/flaky/",
+        "/api/health/",
+    ] {
+        assert!(schema["paths"][path]["get"].is_object(), "{path}: {schema}");
+    }
+
+    // The regression tracker over the fixtures: every stored regression is one of the
+    // fixtures' builds or tests, answers by id, and its first failure is a failure.
+    kernelci_kcidb::regress::track::track_once(
+        &server.db,
+        &kernelci_kcidb::regress::track::TrackerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let all = server.ok("regressions/?state=all&limit=1000").await;
+    eprintln!("{} stored regression(s)", all.as_array().unwrap().len());
+    for r in all.as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        assert_eq!(&server.ok(&format!("regressions/{id}")).await, r);
+        let object = r["first_fail"]["object_id"].as_str().unwrap();
+        let stored = if r["kind"] == "build" {
+            &f.builds[object]
+        } else {
+            &f.tests[object]
+        };
+        assert!(
+            matches!(stored["status"].as_str(), Some("FAIL" | "ERROR")),
+            "{r}: {stored:?}"
+        );
+        assert_eq!(stored["origin"], r["origin"]);
+    }
+    let open = server.ok("regressions/").await;
+    assert!(
+        open.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] != "fixed"),
+        "{open}"
+    );
+    let health = server
+        .ok("health/?interval_in_days=36500&threshold=0")
+        .await;
+    for h in health.as_array().unwrap() {
+        let (total, infra) = (
+            h["total"].as_i64().unwrap(),
+            h["infrastructure"].as_i64().unwrap(),
+        );
+        assert!(total > 0 && infra <= total, "{h}");
+        assert_eq!(h["above_threshold"], infra > 0, "{h}");
+    }
 }
 
 /// Cursor pages (`page_size`, then each reply's `X-Next-Cursor`) walk the same list as the

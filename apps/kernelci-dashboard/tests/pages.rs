@@ -37,6 +37,13 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     let Some(dir) = small_fixtures() else { return };
     let fixture = Fixture::read(&dir);
     let server = Server::start(TestDb::new().await, &dir).await;
+    // The regression tracker's objects are pages too.
+    kernelci_kcidb::regress::track::track_once(
+        &server.db,
+        &kernelci_kcidb::regress::track::TrackerConfig::default(),
+    )
+    .await
+    .unwrap();
     let days = days_covering(&fixture);
     let origins: BTreeSet<String> = fixture
         .checkouts
@@ -52,7 +59,8 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
     queue.push_back("/issues".into());
     queue.push_back("/hardware".into());
     queue.push_back(format!("/hardware?origin=maestro&interval_in_days={days}"));
-    queue.push_back(format!("/regressions?interval_in_days={days}"));
+    queue.push_back("/regressions?state=all".into());
+    queue.push_back(format!("/health?interval_in_days={days}"));
     let mut seen: BTreeSet<String> = queue.iter().cloned().collect();
     let mut pages = 0;
     let mut kinds: BTreeSet<&str> = BTreeSet::new();
@@ -170,7 +178,14 @@ async fn every_page_reachable_from_the_tree_listing_renders() {
 async fn empty_database_and_hostile_strings() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(TestDb::new().await, dir.path()).await;
-    for path in ["/", "/tree", "/issues", "/hardware"] {
+    for path in [
+        "/",
+        "/tree",
+        "/issues",
+        "/hardware",
+        "/regressions",
+        "/health",
+    ] {
         let resp = reqwest::get(format!("{}{path}", server.base))
             .await
             .unwrap();
@@ -218,82 +233,313 @@ async fn empty_database_and_hostile_strings() {
     }
 }
 
-/// A test that passed on the previous commit of its branch and fails now is a regression;
-/// one failing on both commits, or passing on both, is not.
+/// Four checkouts of one branch loaded one by one, the regression tracker run after each
+/// (as the KCIDB role does): the stored regressions over HTTP on the page and the API,
+/// by state (a still-failing boot, a fixed and a flaky test; nothing for a test that
+/// always passed, always failed or failed on the infrastructure), the flaky list, a
+/// failure's class on its test page, lab health against a threshold, and the errors.
 #[tokio::test]
-async fn regressions_page_lists_pass_to_fail_between_the_last_two_commits() {
+async fn regressions_are_the_stored_lifecycle_objects() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(TestDb::new().await, dir.path()).await;
     let now = chrono::Utc::now();
     let commit = |i: usize| format!("{i:040x}");
-    let mut checkouts = Vec::new();
-    let mut builds = Vec::new();
-    let mut tests = Vec::new();
-    // (path, status on the older commit, status on the newer)
+    // (path, statuses on the four commits, oldest first)
     let cases = [
-        ("boot", "PASS", "FAIL"),
-        ("kselftest.net", "PASS", "PASS"),
-        ("ltp.syscalls", "FAIL", "FAIL"),
+        ("boot", ["PASS", "PASS", "FAIL", "FAIL"]),
+        ("kselftest.net", ["PASS", "PASS", "PASS", "PASS"]),
+        ("ltp.syscalls", ["FAIL", "FAIL", "FAIL", "FAIL"]),
+        ("ltp.fs", ["PASS", "FAIL", "PASS", "PASS"]),
+        ("kselftest.flip", ["PASS", "FAIL", "PASS", "FAIL"]),
+        ("baseline.infra", ["PASS", "PASS", "PASS", "FAIL"]),
     ];
-    for i in 0..2 {
-        let start = (now - chrono::Duration::hours(2 - i as i64)).to_rfc3339();
-        checkouts.push(
-            serde_json::json!({"id": format!("lab:c{i}"), "origin": "lab",
-            "tree_name": "mainline", "git_repository_branch": "master",
-            "git_repository_url": "https://git.example/linux.git",
-            "git_commit_hash": commit(i), "start_time": start}),
-        );
-        builds.push(
-            serde_json::json!({"id": format!("lab:b{i}"), "origin": "lab",
-            "checkout_id": format!("lab:c{i}"), "status": "PASS", "config_name": "defconfig",
-            "architecture": "x86_64"}),
-        );
-        for (path, old, new) in cases {
-            tests.push(
+    let cfg = kernelci_kcidb::regress::track::TrackerConfig::default();
+    for i in 0..4 {
+        let start = (now - chrono::Duration::hours(4 - i as i64)).to_rfc3339();
+        let tests: Vec<serde_json::Value> = cases
+            .iter()
+            .map(|(path, statuses)| {
+                let mut misc = serde_json::json!({"lab": "lab-a"});
+                if *path == "baseline.infra" {
+                    misc["error_code"] = "Infrastructure".into();
+                }
                 serde_json::json!({"id": format!("lab:t{i}-{path}"), "origin": "lab",
-                "build_id": format!("lab:b{i}"), "path": path,
-                "status": if i == 0 { old } else { new },
-                "environment": {"misc": {"platform": "qemu-x86"}}}),
-            );
-        }
+                    "build_id": format!("lab:b{i}"), "path": path, "status": statuses[i],
+                    "misc": misc, "environment": {"misc": {"platform": "qemu-x86"}}})
+            })
+            .collect();
+        let doc = serde_json::json!({"version": {"major": 5, "minor": 3},
+            "checkouts": [{"id": format!("lab:c{i}"), "origin": "lab",
+                "tree_name": "mainline", "git_repository_branch": "master",
+                "git_repository_url": "https://git.example/linux.git",
+                "git_commit_hash": commit(i), "start_time": start}],
+            "builds": [{"id": format!("lab:b{i}"), "origin": "lab",
+                "checkout_id": format!("lab:c{i}"), "status": "PASS",
+                "config_name": "defconfig", "architecture": "x86_64"}],
+            "tests": tests});
+        server
+            .db
+            .load(kernelci_kcidb::load(doc.to_string().as_bytes()).unwrap())
+            .await
+            .unwrap();
+        kernelci_kcidb::regress::track::track_once(&server.db, &cfg)
+            .await
+            .unwrap();
     }
-    let doc = serde_json::json!({"version": {"major": 5, "minor": 3}, "checkouts": checkouts,
-        "builds": builds, "tests": tests});
-    server
-        .db
-        .load(kernelci_kcidb::load(doc.to_string().as_bytes()).unwrap())
-        .await
-        .unwrap();
+
+    // The API: open (the default) is the still-failing boot and the flaky test.
+    let by_path = |list: &serde_json::Value| -> BTreeSet<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}={}",
+                    r["path"].as_str().unwrap(),
+                    r["state"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let open = server.ok("regressions/?origin=lab").await;
+    assert_eq!(
+        by_path(&open),
+        BTreeSet::from(["boot=still_failing".into(), "kselftest.flip=flaky".into()]),
+        "{open}"
+    );
+    let boot = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "boot")
+        .unwrap()
+        .clone();
+    assert_eq!(boot["class"], "kernel");
+    assert_eq!(boot["kind"], "test");
+    assert_eq!(
+        (
+            &boot["tree_name"],
+            &boot["git_repository_branch"],
+            &boot["platform"]
+        ),
+        (&"mainline".into(), &"master".into(), &"qemu-x86".into())
+    );
+    assert_eq!(
+        (&boot["config_name"], &boot["architecture"]),
+        (&"defconfig".into(), &"x86_64".into())
+    );
+    assert_eq!(boot["fail_count"], 2);
+    assert_eq!(boot["last_pass"]["checkout_id"], "lab:c1");
+    assert_eq!(boot["last_pass"]["commit"], commit(1));
+    assert_eq!(boot["first_fail"]["checkout_id"], "lab:c2");
+    assert_eq!(boot["first_fail"]["object_id"], "lab:t2-boot");
+    assert_eq!(boot["last_fail"]["object_id"], "lab:t3-boot");
+    assert_eq!(boot["last_fail"]["commit"], commit(3));
+    assert!(boot["fixed"].is_null(), "{boot}");
+    assert!(boot["opened"].as_str().unwrap() <= boot["updated"].as_str().unwrap());
+    // Newest change first.
+    let updated: Vec<&str> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["updated"].as_str().unwrap())
+        .collect();
+    assert!(updated.windows(2).all(|w| w[0] >= w[1]), "{updated:?}");
+    let fixed = server.ok("regressions/?state=fixed").await;
+    assert_eq!(
+        by_path(&fixed),
+        BTreeSet::from(["ltp.fs=fixed".into()]),
+        "{fixed}"
+    );
+    assert_eq!(fixed[0]["fixed"]["checkout_id"], "lab:c2");
+    assert_eq!(fixed[0]["fixed"]["commit"], commit(2));
+    let all = server
+        .ok("regressions/?state=all&tree_name=mainline&git_branch=master")
+        .await;
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    assert_eq!(
+        server
+            .ok("regressions/?state=new,fixed&limit=1")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        server.ok("regressions/?state=all&origin=other").await,
+        serde_json::json!([])
+    );
+    assert_eq!(
+        server.ok("regressions/?state=all&git_branch=next").await,
+        serde_json::json!([])
+    );
+    // One by id; errors.
+    let id = boot["id"].as_str().unwrap();
+    assert_eq!(server.ok(&format!("regressions/{id}")).await, boot);
+    let (code, body) = server.get("regressions/0123abcd").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("0123abcd"),
+        "{body}"
+    );
+    for (query, param) in [
+        ("state=bogus", "state: "),
+        ("state=open,fixd", "state: "),
+        ("limit=0", "limit: "),
+        ("limit=1001", "limit: "),
+    ] {
+        let (code, body) = server.get(&format!("regressions/?{query}")).await;
+        assert_eq!(code, 400, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with(param),
+            "{query}: {body}"
+        );
+    }
+    // Flaky identities.
+    let flaky = server.ok("flaky/?origin=lab").await;
+    assert_eq!(flaky.as_array().unwrap().len(), 1, "{flaky}");
+    assert_eq!(flaky[0]["path"], "kselftest.flip");
+    assert_eq!(flaky[0]["flips"], 3);
+    assert_eq!(flaky[0]["last_outcome"], "fail");
+    assert_eq!(
+        server.ok("flaky/?origin=other").await,
+        serde_json::json!([])
+    );
+    // Health: 24 test results on lab-a/qemu-x86, one an infrastructure failure.
+    let row = |list: &serde_json::Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["platform"] == "qemu-x86")
+            .unwrap()
+            .clone()
+    };
+    let health = server.ok("health/?threshold=0.04").await;
+    let h = row(&health);
+    assert_eq!(
+        (&h["origin"], &h["lab"]),
+        (&"lab".into(), &"lab-a".into()),
+        "{health}"
+    );
+    assert_eq!(
+        (&h["total"], &h["infrastructure"]),
+        (&24.into(), &1.into()),
+        "{health}"
+    );
+    // Failures: boot x2, ltp.syscalls x4, ltp.fs x1, kselftest.flip x2.
+    assert_eq!(h["failures"], 9, "{health}");
+    assert!((h["infrastructure_rate"].as_f64().unwrap() - 1.0 / 24.0).abs() < 1e-9);
+    assert_eq!(h["above_threshold"], true);
+    assert_eq!(row(&server.ok("health/").await)["above_threshold"], false);
+    for query in [
+        "threshold=1.5",
+        "threshold=-0.1",
+        "threshold=x",
+        "interval_in_days=0",
+    ] {
+        let (code, body) = server.get(&format!("health/?{query}")).await;
+        assert_eq!(code, 400, "{query}: {body}");
+        let name = query.split('=').next().unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{name}: ")),
+            "{body}"
+        );
+    }
+
+    // The page: open regressions by default, with their commits and latest failure.
     let (code, _, html) = get(&server.base, "/regressions?origin=lab").await;
     assert_eq!(code, 200, "{html}");
-    assert!(html.contains("href=\"/test/lab%3At1-boot\""), "{html}");
+    assert!(html.contains("href=\"/test/lab%3At3-boot\""), "{html}");
     assert!(
-        !html.contains("kselftest.net") && !html.contains("ltp.syscalls"),
+        html.contains(&format!(
+            "href=\"/tree/{}?origin=lab&amp;git_url=https%3A%2F%2Fgit.example%2Flinux.git&amp;git_branch=master\"",
+            commit(2)
+        )),
+        "first failing commit: {html}"
+    );
+    assert!(
+        html.contains("<td>still_failing</td><td>kernel</td>"),
         "{html}"
     );
-    // Its status over time: PASS on the older commit, FAIL on the newer.
-    let row = html.split_once("lab%3At1-boot").unwrap().1;
-    let pass = row.find(">PASS<").unwrap();
-    let fail = row.find(">FAIL<").unwrap();
-    assert!(pass < fail, "oldest first: {row}");
+    assert!(
+        !html.contains("ltp.syscalls") && !html.contains("kselftest.net"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<td>ltp.fs</td>"),
+        "fixed is not open: {html}"
+    );
+    assert!(html.contains("<h2>Flaky (1)</h2>"), "{html}");
+    assert!(
+        html.contains("kci regressions --state open --origin lab"),
+        "{html}"
+    );
+    let links = hrefs(&html);
+    assert!(
+        links.contains(&"/regressions?state=fixed&origin=lab".to_string()),
+        "{links:?}"
+    );
+    let (code, _, html) = get(&server.base, "/regressions?state=fixed&origin=lab").await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("<td>fixed</td>") && html.contains("<td>ltp.fs</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("lab%3At3-boot"), "{html}");
+    assert_eq!(get(&server.base, "/regressions?state=bogus").await.0, 400);
+    // Every link of the page answers.
+    let (_, _, html) = get(&server.base, "/regressions?state=all").await;
+    for href in hrefs(&html).into_iter().filter(|h| h.starts_with('/')) {
+        let (code, _, page) = get(&server.base, &href).await;
+        assert_eq!(code, 200, "{href}: {page}");
+    }
+    // A failure's class beside its status; none for a pass.
+    let (_, _, html) = get(&server.base, "/test/lab%3At3-boot").await;
+    assert!(
+        html.contains("title=\"failure class\">kernel</span>"),
+        "{html}"
+    );
+    let (_, _, html) = get(&server.base, "/test/lab%3At3-baseline.infra").await;
+    assert!(
+        html.contains("title=\"failure class\">infrastructure</span>"),
+        "{html}"
+    );
+    let (_, _, html) = get(&server.base, "/test/lab%3At3-kselftest.net").await;
+    assert!(!html.contains("failure class"), "{html}");
+    // Health: the row above the threshold highlighted.
+    let (code, _, html) = get(&server.base, "/health?threshold=0.04").await;
+    assert_eq!(code, 200, "{html}");
+    let warn = html.split("<tr class=\"warn\">").nth(1).unwrap();
+    assert!(
+        warn.starts_with("<td>lab</td><td>lab-a</td><td>qemu-x86</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("kci health --days 7 --threshold 0.04"),
+        "{html}"
+    );
+    let (_, _, html) = get(&server.base, "/health").await;
+    assert!(
+        !html.contains("class=\"warn\"") && html.contains("qemu-x86"),
+        "{html}"
+    );
+    assert_eq!(get(&server.base, "/health?threshold=2").await.0, 400);
+
     // The hardware filter of the checkout page narrows the boots shown.
-    let boots = format!("/tree/{}?origin=lab&tab=boots", commit(1));
+    let boots = format!("/tree/{}?origin=lab&tab=boots", commit(3));
     let (_, _, html) = get(&server.base, &format!("{boots}&filter_hardware=qemu-x86")).await;
-    assert!(html.contains("href=\"/test/lab%3At1-boot\""), "{html}");
+    assert!(html.contains("href=\"/test/lab%3At3-boot\""), "{html}");
     let (_, _, html) = get(&server.base, &format!("{boots}&filter_hardware=rpi4")).await;
     assert!(
         html.contains("Nothing here.") && html.contains("value=\"rpi4\""),
         "{html}"
     );
-    // The same list as JSON.
-    let (code, api) = server.get("regressions/?origin=lab").await;
-    assert_eq!(code, 200);
-    assert_eq!(api.as_array().unwrap().len(), 1, "{api}");
-    assert_eq!(api[0]["path"], "boot");
-    assert_eq!(api[0]["history"][0]["status"], "PASS");
-    assert_eq!(api[0]["history"][1]["test_id"], "lab:t1-boot");
-    // The checkout page links its previous commit's compare, which shows the regression.
-    let (_, _, html) = get(&server.base, &format!("/tree/{}?origin=lab", commit(1))).await;
+    // The compare page (computed on request, apart from the tracker) shows the boot.
+    let (_, _, html) = get(&server.base, &format!("/tree/{}?origin=lab", commit(2))).await;
     let compare = hrefs(&html)
         .into_iter()
         .find(|h| h.contains("/compare?"))

@@ -74,6 +74,7 @@ impl PipelineApi {
             .route("/api/checkout", post(checkout))
             .route("/api/jobretry", post(jobretry))
             .route("/api/patchset", post(patchset))
+            .route("/api/bisect", post(bisect))
             .route("/api/metrics", get(metrics))
             .route("/node/{id}", post(callback))
             // Patchsets may carry 32 patches of 10 MiB each (upstream's limits).
@@ -374,6 +375,56 @@ async fn jobretry(
         .await
         .map_err(|e| reply(StatusCode::BAD_GATEWAY, e.to_string()))?;
     Ok(reply(StatusCode::OK, "OK"))
+}
+
+/// `POST /api/bisect` `{nodeid, good, bad?, repeat?}` (permission `checkout`): starts a
+/// bisection of the failing node between `good` and `bad` (default: the node's commit).
+async fn bisect(
+    State(api): State<PipelineApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Reply, Reply> {
+    api.authorize(&headers, "checkout")?;
+    let v = body_json(&body)?;
+    let text = |k: &str| v[k].as_str().map(String::from);
+    let (Some(node_id), Some(good)) = (text("nodeid"), text("good")) else {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            "nodeid and good are required",
+        ));
+    };
+    let repeat = match &v["repeat"] {
+        Value::Null => crate::bisect::DEFAULT_REPEAT,
+        r => r.as_u64().ok_or_else(|| {
+            reply(
+                StatusCode::BAD_REQUEST,
+                "repeat: must be a number from 1 to 10",
+            )
+        })?,
+    };
+    if kernelci_model::ObjectId::parse(&node_id).is_err() {
+        return Err(reply(
+            StatusCode::BAD_REQUEST,
+            format!("{node_id:?} is not a node id (24 hexadecimal digits)"),
+        ));
+    }
+    let req = crate::bisect::Request {
+        node_id,
+        good,
+        bad: text("bad"),
+        repeat,
+    };
+    match crate::bisect::start(&api.ctx, &req).await {
+        Ok(node) => Ok((
+            StatusCode::OK,
+            axum::Json(json!({"message": "OK", "node": node})),
+        )),
+        Err(crate::bisect::StartError::NotFound(id)) => {
+            Err(reply(StatusCode::NOT_FOUND, format!("Node {id} not found")))
+        }
+        Err(crate::bisect::StartError::Invalid(msg)) => Err(reply(StatusCode::BAD_REQUEST, msg)),
+        Err(e) => Err(reply(StatusCode::BAD_GATEWAY, e.to_string())),
+    }
 }
 
 async fn patchset(

@@ -63,6 +63,11 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // A bisection decides on its own repeats.
+    let chain = Ancestors::new(&ctx.api).prefetch(&node).await;
+    if crate::bisect::in_bisection(&node, |id| chain.get(id).cloned()) {
+        return Ok(());
+    }
     // Node events carry no `retry_counter`: the limit is checked on the node itself.
     let counter = node["retry_counter"].as_i64().unwrap_or(0);
     if counter >= ctx.settings.max_retries {

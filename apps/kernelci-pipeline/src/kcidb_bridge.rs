@@ -213,6 +213,11 @@ pub async fn send(
         if kernelci_kcidb::maestro::should_defer_for_retry(n, ctx.settings.max_retries) {
             continue;
         }
+        // Bisection runs are old commits tested today: not results of the branch.
+        if crate::bisect::in_bisection(n, |id| by_id.get(id).or_else(|| ancestors.get(id)).cloned())
+        {
+            continue;
+        }
         let excerpt = match kernelci_kcidb::maestro::log_url(n, &lookup) {
             Some(url) if !matches!(n["result"].as_str(), Some("pass" | "skip") | None) => {
                 fetch_tail(http, &url).await

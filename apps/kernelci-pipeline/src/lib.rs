@@ -9,6 +9,7 @@
 
 pub mod ancestry;
 pub mod api;
+pub mod bisect;
 pub mod client;
 pub mod collect;
 pub mod events;
@@ -173,6 +174,8 @@ pub enum Role {
     Kcidb,
     /// Apply patchsets.
     Patchset,
+    /// Run bisections.
+    Bisect,
 }
 
 /// Start `roles` as tasks; each runs until aborted. Every event-driven role subscribes
@@ -250,6 +253,10 @@ pub async fn spawn_roles(
     if has(Role::Patchset) {
         let c = ctx.clone();
         tasks.push(supervise("patchset", move || patchset::run(c.clone())));
+    }
+    if has(Role::Bisect) {
+        let c = ctx.clone();
+        tasks.push(supervise("bisect", move || bisect::run(c.clone())));
     }
     tasks
 }

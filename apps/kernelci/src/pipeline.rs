@@ -58,7 +58,7 @@ pub struct PipelineArgs {
     #[arg(long, env = "KERNELCI_PATCH_DOMAINS", value_delimiter = ',')]
     pub patch_domains: Option<Vec<String>>,
     /// Pipeline roles to run (default: all of trigger, tarball, scheduler, timeout,
-    /// job-retry, kcidb, patchset).
+    /// job-retry, kcidb, patchset, bisect).
     #[arg(long, env = "KERNELCI_PIPELINE_ROLES", value_delimiter = ',')]
     pub pipeline_roles: Option<Vec<String>>,
     /// Upload artifacts to a kernelci-storage server at this URL instead of the local
@@ -105,6 +105,7 @@ fn parse_roles(list: Option<&[String]>) -> Result<Vec<Role>> {
         "job-retry",
         "kcidb",
         "patchset",
+        "bisect",
     ];
     let names: Vec<String> = match list {
         Some(l) => l
@@ -125,6 +126,7 @@ fn parse_roles(list: Option<&[String]>) -> Result<Vec<Role>> {
                 "job-retry" => Role::JobRetry,
                 "kcidb" => Role::Kcidb,
                 "patchset" => Role::Patchset,
+                "bisect" => Role::Bisect,
                 other => bail!(
                     "unknown pipeline role {other:?} (known: {})",
                     all.join(", ")

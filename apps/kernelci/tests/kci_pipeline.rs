@@ -537,12 +537,26 @@ async fn kci_drives_the_pipeline_and_reads_maestro() {
             format!("{}/latest/node/{checkout_id}", server.base).as_str()
         )
     );
-    // The pipeline's results reached KCIDB; no test regressed between these commits.
-    let (code, out, err) = with(&["regressions", "--json"]);
+    // The pipeline's results reached KCIDB; the stored regressions (none need to be
+    // open: no test regressed between these commits) and lab health are lists.
+    let (code, out, err) = with(&["regressions", "--state", "all", "--json"]);
     assert_eq!(code, 0, "{err}");
+    let stored: Value = serde_json::from_str(&out).unwrap();
     assert!(
-        serde_json::from_str::<Value>(&out).unwrap().is_array(),
+        stored
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"].is_string() && r["first_fail"]["commit"].is_string()),
         "{out}"
     );
+    let (code, out, err) = with(&["health", "--json"]);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    let above = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["above_threshold"] == true);
+    assert_eq!(code, i32::from(above), "{err}");
     drop(server);
 }

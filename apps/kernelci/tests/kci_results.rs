@@ -3,7 +3,8 @@
 //! against what the fixture files say (read here with serde_json), tables (a header and
 //! one row per item), `--count`, status filters, pagination, `hardware builds|boots|tests`,
 //! `--filter FILE` and `--git-branch`, `issues --new` and `--missing`, `--download-logs`
-//! (logs served by the test over HTTP, named by a small extra submission), and the errors
+//! (logs served by the test over HTTP, named by a small extra submission), `kci
+//! regressions` and `kci health` over what the regression tracker stored, and the errors
 //! (an unknown build, an unreachable dashboard, no dashboard API configured).
 //!
 //! `kci` is found next to `kernelci` (a workspace test run builds both); the fixtures in
@@ -394,7 +395,8 @@ async fn kci_results_reads_the_dashboard_api() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let db = TestDb::new().await;
-    let mut extra = vec!["--kcidb-triage-interval", "0"];
+    // A tracker round every second: `kci regressions` reads what it stored.
+    let mut extra = vec!["--kcidb-triage-interval", "0", "--regress-interval", "1"];
     if db.url.starts_with("postgres") {
         extra.extend(["--database-url", db.url.as_str()]);
     }
@@ -954,6 +956,107 @@ async fn kci_results_reads_the_dashboard_api() {
     assert_eq!(got.as_array().unwrap().len(), 3, "{got}");
     let file = format!("defconfig-x86_64-gcc-14-{commit}.log");
     assert_eq!(std::fs::read_to_string(cwd.join(file)).unwrap(), log_text);
+
+    // regressions and health: the tracker's objects (the fixtures have one regression).
+    let top = |args: &[&str]| {
+        let out = Command::new(&kci.bin)
+            .arg("--settings")
+            .arg(&kci.settings)
+            .args(args)
+            .env("HOME", &kci.home)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kci");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let (code, out, err) = top(&["regressions", "--state", "all", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        if !v.as_array().unwrap().is_empty() {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tracker stored nothing"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    for r in stored.as_array().unwrap() {
+        let object = r["last_fail"]["object_id"].as_str().unwrap();
+        let o = if r["kind"] == "build" {
+            &f.builds[object]
+        } else {
+            &f.tests[object]
+        };
+        assert!(
+            matches!(o["status"].as_str(), Some("FAIL" | "ERROR")),
+            "{r}"
+        );
+        assert!(
+            ["new", "still_failing", "fixed", "flaky"].contains(&r["state"].as_str().unwrap()),
+            "{r}"
+        );
+    }
+    let (code, out, err) = top(&["regressions", "--state", "all"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("STATE  "), "{out}");
+    assert!(
+        lines[0].contains("FIRST FAIL") && lines[0].ends_with("LATEST"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), stored.as_array().unwrap().len() + 1, "{out}");
+    let first = &stored[0];
+    let kind = if first["kind"] == "build" {
+        "build"
+    } else {
+        "test"
+    };
+    assert!(
+        out.contains(&format!("{}/{kind}/", server.base)),
+        "a link to the latest failure: {out}"
+    );
+    let commit: String = first["first_fail"]["commit"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .take(12)
+        .collect();
+    assert!(out.contains(&format!(" {commit} ")), "{out}");
+    let (code, _, err) = top(&["regressions", "--state", "bogus"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("state: unknown state"), "{err}");
+    let (code, out, err) = top(&["regressions", "--flaky", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        serde_json::from_str::<Value>(&out).unwrap().is_array(),
+        "{out}"
+    );
+    let (code, out, err) = top(&["health", "--days", "36500", "--threshold", "1", "--json"]);
+    assert_eq!(code, 0, "nothing is above 100 %: {err}");
+    let health: Value = serde_json::from_str(out.trim()).unwrap();
+    let rows = health.as_array().unwrap();
+    assert!(!rows.is_empty(), "{health}");
+    let infra = rows
+        .iter()
+        .any(|h| h["infrastructure"].as_i64().unwrap() > 0);
+    let (code, out, err) = top(&["health", "--days", "36500", "--threshold", "0"]);
+    assert_eq!(
+        code,
+        i32::from(infra),
+        "exit 1 when a row is above: {err}\n{out}"
+    );
+    assert!(out.starts_with("ORIGIN "), "{out}");
+    assert_eq!(out.lines().count(), rows.len() + 1, "{out}");
+    let (code, _, err) = top(&["health", "--threshold", "2"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--threshold"), "{err}");
 
     // The dashboard unreachable: exit 3.
     let port = common::free_port();

@@ -1356,3 +1356,25 @@ pub async fn health(
     });
     Ok(out)
 }
+
+/// The recorded failure class of each of `ids` (tests or builds) that has one; results
+/// the tracker has not recorded yet, and results without a failure, are left out.
+pub async fn classes(
+    db: &KcidbDb,
+    ids: &[String],
+) -> Result<HashMap<String, FailureClass>, QueryError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new(db);
+        sql.push(
+            "SELECT object_id, class FROM regress_results WHERE class <> '' AND object_id IN ",
+        )
+        .list(chunk);
+        for (id, class) in fetch_all!(db, sql, (String, String)) {
+            if let Some(c) = FailureClass::parse(&class) {
+                out.insert(id, c);
+            }
+        }
+    }
+    Ok(out)
+}

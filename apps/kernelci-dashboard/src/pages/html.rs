@@ -41,10 +41,11 @@ pub fn link(href: &str, text: &str) -> String {
 }
 
 /// The navigation entries: (path, label).
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 5] = [
     ("/tree", "Trees"),
     ("/regressions", "Regressions"),
     ("/hardware", "Hardware"),
+    ("/health", "Health"),
     ("/issues", "Issues"),
 ];
 
@@ -62,7 +63,7 @@ flex-wrap:wrap}.card{border:1px solid #e3e6ea;border-radius:6px;padding:.6em 1em
 margin-right:.5em}footer{padding:1em 1.5em;color:#6b7280;border-top:1px solid #e3e6ea}\
 code{background:#f4f6f8;padding:.1em .3em;border-radius:3px}pre{background:#f4f6f8;padding:.6em;\
 overflow:auto;max-height:30em}dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}\
-dt{color:#6b7280}";
+dt{color:#6b7280}tr.warn td{background:#fdecec}";
 
 /// A whole page: title, the active navigation entry, the body, and the `kci` command that
 /// shows the same data on a terminal.
@@ -96,6 +97,14 @@ pub fn status_pill(status: Option<Status>) -> String {
         _ => "inc",
     };
     format!("<span class=\"pill {class}\">{text}</span>")
+}
+
+/// The pill of a failure class (`kernel`, `test`, `infrastructure`), titled.
+pub fn class_pill(class: kernelci_kcidb::regress::FailureClass) -> String {
+    format!(
+        "<span class=\"pill inc\" title=\"failure class\">{}</span>",
+        class.as_str()
+    )
 }
 
 /// Pass / fail / inconclusive pills of counts.
@@ -145,6 +154,11 @@ pub fn status_bar(c: &StatusCounts) -> String {
 
 /// A table from a header and rows of already-rendered cells.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    marked_table(header, rows, &[])
+}
+
+/// [`table`] with the rows whose `marked` entry is true highlighted (`tr.warn`).
+pub fn marked_table(header: &[&str], rows: &[Vec<String>], marked: &[bool]) -> String {
     if rows.is_empty() {
         return "<p class=\"muted\">Nothing here.</p>".into();
     }
@@ -153,8 +167,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         let _ = write!(out, "<th>{}</th>", esc(h));
     }
     out.push_str("</tr></thead><tbody>");
-    for row in rows {
-        out.push_str("<tr>");
+    for (i, row) in rows.iter().enumerate() {
+        if marked.get(i).copied().unwrap_or(false) {
+            out.push_str("<tr class=\"warn\">");
+        } else {
+            out.push_str("<tr>");
+        }
         for cell in row {
             let _ = write!(out, "<td>{cell}</td>");
         }

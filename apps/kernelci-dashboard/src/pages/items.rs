@@ -1,5 +1,5 @@
 //! Detail pages: a build (`/build/{id}`: metadata, artifacts, log excerpt, its tests and
-//! issues), a test or boot (`/test/{id}`), an issue (`/issue/{id}?version=`, with the builds
+//! issues; a failure's class beside its status), a test or boot (`/test/{id}`), an issue (`/issue/{id}?version=`, with the builds
 //! and tests it was seen in).
 
 use axum::extract::{Path, RawQuery, State};
@@ -8,7 +8,9 @@ use kernelci_kcidb::db::KcidbDb;
 use kernelci_kcidb::query::{issues, results};
 use kernelci_kcidb::{Resource, Status};
 
-use super::html::{culprits, enc, esc, fields, link, opt, page, status_pill, table, url_link};
+use super::html::{
+    class_pill, culprits, enc, esc, fields, link, opt, page, status_pill, table, url_link,
+};
 use super::{PageError, PageResult};
 use crate::ApiError;
 use crate::params::Params;
@@ -39,6 +41,23 @@ fn log_links(url: &Option<String>, kind: &str, id: &str) -> String {
         ),
         _ => url_link(url),
     }
+}
+
+/// The status pill, and for a failure the class the regression tracker gave it (kernel,
+/// test or infrastructure) once it has recorded the result.
+async fn status_with_class(
+    db: &KcidbDb,
+    status: Option<Status>,
+    id: &str,
+) -> Result<String, PageError> {
+    let mut out = status_pill(status);
+    if matches!(status, Some(Status::Fail | Status::Error)) {
+        let classes = kernelci_kcidb::regress::track::classes(db, &[id.to_string()]).await?;
+        if let Some(c) = classes.get(id) {
+            out.push_str(&class_pill(*c));
+        }
+    }
+    Ok(out)
 }
 
 fn excerpt(text: &Option<String>) -> String {
@@ -84,8 +103,9 @@ pub async fn build(State(db): State<KcidbDb>, Path(id): Path<String>) -> PageRes
             )
         })
         .unwrap_or_default();
+    let status = status_with_class(&db, b.status, &id).await?;
     let mut body = fields(&[
-        ("Status", status_pill(b.status)),
+        ("Status", status),
         ("Checkout", tree),
         (
             "Branch",
@@ -151,8 +171,9 @@ pub async fn test(State(db): State<KcidbDb>, Path(id): Path<String>) -> PageResu
             .unwrap_or_default()
     };
     let build = link(&format!("/build/{}", enc(&t.build_id)), &t.build_id);
+    let status = status_with_class(&db, t.status, &id).await?;
     let mut body = fields(&[
-        ("Status", status_pill(t.status)),
+        ("Status", status),
         ("Path", opt(&t.path)),
         ("Build", build),
         (

@@ -3,16 +3,17 @@
 //! (a checkout: summary, the branch's recent commits as a chart, Builds / Boots / Tests tabs,
 //! filters), `/tree/{tree}/{branch}/compare` (two revisions), `/build/{id}`,
 //! `/test/{id}`, `/log/build|test/{id}` (the log with its logspec findings), `/issues`,
-//! `/issue/{id}`, `/hardware`, `/hardware/{name}`, `/regressions`. Parameters are the API's
+//! `/issue/{id}`, `/hardware`, `/hardware/{name}`, `/regressions` (stored regressions and
+//! flaky tests), `/health` (lab and platform infrastructure rates). Parameters are the API's
 //! (`origin`, `interval_in_days`, `filter_<field>`), so a page's URL is also its query; each
-//! page shows the `kci results` command for the same data.
+//! page shows the `kci` command for the same data.
 
 mod history;
 mod html;
 mod items;
 mod listings;
 mod log;
-pub mod regressions;
+mod regressions;
 mod tree;
 
 use axum::Router;
@@ -39,6 +40,7 @@ pub fn page_routes() -> Router<KcidbDb> {
         .route("/hardware", get(listings::hardware))
         .route("/hardware/{*name}", get(listings::hardware_detail))
         .route("/regressions", get(regressions::regressions))
+        .route("/health", get(regressions::health))
 }
 
 /// A page that could not be made: the API's error, as an HTML page.

@@ -1,161 +1,218 @@
-//! `/regressions`: every test (boots included) that passed on the previous commit of its
-//! tree/branch and fails on the latest one, with its status over the branch's recent
-//! commits. Tests are the same test when path, config, architecture and platform match.
-//! Computed on request from the stored results (issue 11 makes regressions stored objects
-//! with a lifecycle).
-
-use std::collections::BTreeMap;
+//! `/regressions` (the stored regressions the KCIDB role's tracker keeps, by state, and the
+//! tests and builds flaky now) and `/health` (infrastructure failure rates per lab and
+//! platform, rows above the threshold highlighted). Parameters are the API's
+//! (`regressions/`, `flaky/`, `health/`).
 
 use axum::extract::{RawQuery, State};
 use axum::response::Html;
-use kernelci_kcidb::Status;
 use kernelci_kcidb::db::KcidbDb;
-use kernelci_kcidb::query::results::{self, Scope};
-use kernelci_kcidb::query::trees::{self, BranchSelector};
+use kernelci_kcidb::regress::track::{self, Regression};
+use kernelci_kcidb::regress::{Identity, ResultKind};
 
 use super::PageResult;
-use super::html::{enc, esc, link, page, status_pill, table};
+use super::html::{enc, esc, link, marked_table, page, table};
 use crate::params::Params;
+use crate::routes::regress::{filter, health_rows};
 
-/// Commits of each branch looked at (newest first).
-const DEPTH: usize = 6;
+/// The state selector's entries: (value, label).
+const STATES: [(&str, &str); 4] = [
+    ("open", "Open"),
+    ("fixed", "Fixed"),
+    ("flaky", "Flaky"),
+    ("all", "All"),
+];
 
-/// One regression: where, which test, and (status, test id) per commit, oldest first.
-pub struct Regression {
-    /// Tree name.
-    pub tree: String,
-    /// Branch.
-    pub branch: String,
-    /// `path|config|arch|platform`.
-    pub key: String,
-    /// Per commit, oldest first: the test's status and id there, if it ran.
-    pub history: Vec<Option<(Option<Status>, String)>>,
-}
-
-/// The regressions of `origin`'s branches with a checkout since `since`.
-pub async fn compute(
-    db: &KcidbDb,
-    origin: &str,
-    since: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Regression>, kernelci_kcidb::query::QueryError> {
-    let heads = trees::tree_heads(db, origin, since).await?;
-    let mut found: Vec<Regression> = Vec::new();
-    for head in heads {
-        let c = &head.checkout;
-        let selector = BranchSelector {
-            origin: origin.to_string(),
-            tree_name: c.tree_name.clone(),
-            git_url: c.git_repository_url.clone(),
-            git_branch: c.git_repository_branch.clone(),
-        };
-        let history = trees::commit_history(db, &selector, None, DEPTH).await?;
-        if history.len() < 2 {
-            continue;
-        }
-        // Oldest first: per commit, key -> (status, id).
-        let mut per_commit: Vec<BTreeMap<String, (Option<Status>, String)>> = Vec::new();
-        for entry in history.iter().rev() {
-            let rows = results::tests(db, &Scope::Checkouts(entry.checkout_ids.clone()), None, &[])
-                .await?;
-            per_commit.push(
-                rows.iter()
-                    .map(|t| (t.identity(), (t.test.status, t.test.id.clone())))
-                    .collect(),
-            );
-        }
-        let n = per_commit.len();
-        let (latest, previous) = (&per_commit[n - 1], &per_commit[n - 2]);
-        for (k, (status, _)) in latest {
-            let was = previous.get(k).map(|p| p.0);
-            if *status == Some(Status::Fail) && was == Some(Some(Status::Pass)) {
-                found.push(Regression {
-                    tree: c.tree_name.clone().unwrap_or_default(),
-                    branch: c.git_repository_branch.clone().unwrap_or_default(),
-                    key: k.clone(),
-                    history: per_commit.iter().map(|m| m.get(k).cloned()).collect(),
-                });
-            }
+/// `/tree/{commit}` of a commit on the identity's branch (text only without a commit).
+fn commit_link(i: &Identity, commit: &str) -> String {
+    if commit.is_empty() {
+        return String::new();
+    }
+    let mut href = format!("/tree/{}?origin={}", enc(commit), enc(&i.origin));
+    for (key, v) in [
+        ("git_url", &i.git_repository_url),
+        ("git_branch", &i.git_repository_branch),
+    ] {
+        if !v.is_empty() {
+            href.push_str(&format!("&{key}={}", enc(v)));
         }
     }
-    Ok(found)
+    link(&href, &commit.chars().take(12).collect::<String>())
 }
 
-/// The JSON of [`compute`] (`GET /api/regressions/`).
-pub fn to_json(list: &[Regression]) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = list
-        .iter()
-        .map(|r| {
-            let mut parts = r.key.split('|');
-            let mut next = || parts.next().unwrap_or("").to_string();
-            let (path, config, arch, platform) = (next(), next(), next(), next());
-            let history: Vec<serde_json::Value> = r
-                .history
-                .iter()
-                .map(|h| match h {
-                    Some((status, id)) => serde_json::json!({
-                        "status": status.map_or("NULL", Status::as_str), "test_id": id}),
-                    None => serde_json::Value::Null,
-                })
-                .collect();
-            serde_json::json!({"tree_name": r.tree, "git_repository_branch": r.branch,
-                "path": path, "config_name": config, "architecture": arch,
-                "platform": platform, "history": history})
-        })
-        .collect();
-    serde_json::Value::Array(items)
+/// What regressed: the test path, or the build's config and compiler.
+fn what(i: &Identity) -> String {
+    match i.kind {
+        ResultKind::Test => i.path.clone(),
+        ResultKind::Build => format!("build {} {}", i.config_name, i.compiler)
+            .trim_end()
+            .to_string(),
+    }
 }
 
-/// Renders the page.
+/// The page of a result (`/test/{id}` or `/build/{id}`).
+fn result_link(kind: ResultKind, id: &str, text: &str) -> String {
+    if id.is_empty() {
+        return String::new();
+    }
+    link(&format!("/{}/{}", kind.as_str(), enc(id)), text)
+}
+
+fn row(r: &Regression) -> Vec<String> {
+    let i = &r.identity;
+    vec![
+        esc(r.state.as_str()),
+        esc(r.class.as_str()),
+        esc(&format!("{} {}", i.tree_name, i.git_repository_branch)),
+        esc(&what(i)),
+        esc(&i.platform),
+        esc(&format!("{} {}", i.config_name, i.architecture)),
+        r.fail_count.to_string(),
+        commit_link(i, &r.first_fail.commit),
+        commit_link(i, &r.last_pass.commit),
+        result_link(i.kind, &r.last_fail.object_id, &r.last_fail.object_id),
+    ]
+}
+
+/// `/regressions?state=open|fixed|flaky|all&origin=&tree_name=&git_branch=&limit=`.
 pub async fn regressions(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> PageResult {
     let params = Params::parse(raw.as_deref());
-    let origin = params.origin().to_string();
-    let days = params.int("interval_in_days", 1, 36_500)?.unwrap_or(30);
-    let since = params.since_days(30)?;
-    let found = compute(&db, &origin, since).await?;
-    let rows: Vec<Vec<String>> = found
+    let f = filter(&params)?;
+    let state = params.get("state").unwrap_or("open").to_string();
+    let list = track::list(&db, &f).await?;
+    let origin = f.origin.clone();
+    // The selector keeps the other parameters.
+    let mut keep = String::new();
+    for (key, v) in [
+        ("origin", &f.origin),
+        ("tree_name", &f.tree_name),
+        ("git_branch", &f.branch),
+    ] {
+        if let Some(v) = v {
+            keep.push_str(&format!("&{key}={}", enc(v)));
+        }
+    }
+    let selector: Vec<String> = STATES
         .iter()
-        .map(|r| {
-            let mut parts = r.key.split('|');
-            let path = parts.next().unwrap_or("");
-            let (config, arch, platform) = (
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or(""),
-                parts.next().unwrap_or(""),
-            );
-            let latest_id = r
-                .history
-                .last()
-                .and_then(|h| h.as_ref())
-                .map(|h| h.1.clone())
-                .unwrap_or_default();
-            let over_time: String = r
-                .history
-                .iter()
-                .map(|h| match h {
-                    Some((status, id)) => {
-                        format!("<a href=\"/test/{}\">{}</a>", enc(id), status_pill(*status))
-                    }
-                    None => "<span class=\"pill\">–</span>".into(),
-                })
-                .collect();
+        .map(|(value, label)| {
+            let class = if *value == state { " class=\"on\"" } else { "" };
+            format!(
+                "<a href=\"/regressions?state={value}{}\"{class}>{label}</a>",
+                esc(&keep)
+            )
+        })
+        .collect();
+    let rows: Vec<Vec<String>> = list.iter().map(row).collect();
+    let flaky = track::flaky(&db, origin.as_deref(), 100).await?;
+    let flaky_rows: Vec<Vec<String>> = flaky
+        .iter()
+        .map(|x| {
+            let i = &x.identity;
             vec![
-                esc(&format!("{} {}", r.tree, r.branch)),
-                link(&format!("/test/{}", enc(&latest_id)), path),
-                esc(platform),
-                esc(&format!("{config} {arch}")),
-                over_time,
+                esc(&format!("{} {}", i.tree_name, i.git_repository_branch)),
+                esc(&what(i)),
+                esc(&i.platform),
+                esc(&format!("{} {}", i.config_name, i.architecture)),
+                x.flips.to_string(),
+                esc(&x.last_outcome),
+                esc(&x.updated),
             ]
         })
         .collect();
     let body = format!(
-        "<p class=\"muted\">Tests that passed on the previous commit of their branch and fail \
-         on the latest (branches with a checkout in the last {days} days); statuses over the \
-         last {DEPTH} commits, oldest first.</p>{}",
+        "<p class=\"muted\">Tests and builds that passed and now fail on their branch, as the \
+         regression tracker records them: <b>new</b> (one failing checkout), \
+         <b>still_failing</b>, <b>fixed</b> (passed again), <b>flaky</b> (flips between pass \
+         and fail). The class says who failed: kernel, test or infrastructure.</p>\
+         <p class=\"tabs\">{}</p>{}<h2>Flaky ({})</h2>{}",
+        selector.join(""),
         table(
-            &["Tree", "Test", "Platform", "Config", "Status over time"],
+            &[
+                "State",
+                "Class",
+                "Tree",
+                "Test",
+                "Platform",
+                "Config",
+                "Fails",
+                "First failing commit",
+                "Last pass commit",
+                "Latest failure",
+            ],
             &rows
+        ),
+        flaky.len(),
+        table(
+            &[
+                "Tree", "Test", "Platform", "Config", "Flips", "Last", "Updated"
+            ],
+            &flaky_rows
         )
     );
-    let kci = format!("kci regressions --origin {origin} --days {days}");
+    let kci = format!(
+        "kci regressions --state {state}{}",
+        origin.map(|o| format!(" --origin {o}")).unwrap_or_default()
+    );
     Ok(Html(page("Regressions", "/regressions", &body, Some(&kci))))
+}
+
+/// `/health?interval_in_days=7&threshold=0.2&origin=`.
+pub async fn health(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> PageResult {
+    let params = Params::parse(raw.as_deref());
+    let (rows, days, threshold) = health_rows(&db, &params).await?;
+    let marked: Vec<bool> = rows
+        .iter()
+        .map(|h| h.infrastructure_rate > threshold)
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|h| {
+            vec![
+                esc(&h.origin),
+                esc(&h.lab),
+                if h.platform.is_empty() {
+                    "<span class=\"muted\">(builds)</span>".into()
+                } else {
+                    esc(&h.platform)
+                },
+                h.total.to_string(),
+                h.infrastructure.to_string(),
+                h.failures.to_string(),
+                format!("{:.1} %", h.infrastructure_rate * 100.0),
+            ]
+        })
+        .collect();
+    let origin = params.get("origin").unwrap_or("");
+    let body = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/health\">Origin \
+         <input name=\"origin\" value=\"{}\" size=\"10\"> last \
+         <input name=\"interval_in_days\" value=\"{days}\" size=\"4\"> days, threshold \
+         <input name=\"threshold\" value=\"{threshold}\" size=\"4\"> \
+         <button>Show</button></form>\
+         <p class=\"muted\">Results of checkouts in the last {days} days per lab and platform; \
+         rows whose infrastructure failure rate is above {:.1} % are highlighted.</p>{}",
+        esc(origin),
+        threshold * 100.0,
+        marked_table(
+            &[
+                "Origin",
+                "Lab",
+                "Platform",
+                "Results",
+                "Infrastructure",
+                "Kernel/test failures",
+                "Infrastructure rate",
+            ],
+            &cells,
+            &marked
+        )
+    );
+    let kci = format!(
+        "kci health --days {days} --threshold {threshold}{}",
+        if origin.is_empty() {
+            String::new()
+        } else {
+            format!(" --origin {origin}")
+        }
+    );
+    Ok(Html(page("Lab health", "/health", &body, Some(&kci))))
 }

@@ -18,20 +18,29 @@ pub async fn origins(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiRes
     ))
 }
 
-/// `GET regressions/?origin=&interval_in_days=`: tests that passed on the previous commit of
-/// their branch and fail on the latest (ours; upstream has no such list).
-pub async fn regressions(State(db): State<KcidbDb>, RawQuery(q): RawQuery) -> ApiResult {
-    let p = Params::parse(q.as_deref());
-    let list = crate::pages::regressions::compute(&db, p.origin(), p.since_days(30)?).await?;
-    Ok(ok(crate::pages::regressions::to_json(&list)))
-}
-
 /// The routes: (method, path, summary).
 pub const ROUTES: &[(&str, &str, &str)] = &[
     (
         "get",
         "/api/regressions/",
-        "Tests that passed on the previous commit of their branch and fail now (ours)",
+        "Stored regressions, newest change first: origin, state, tree_name, git_branch, \
+         limit (ours)",
+    ),
+    (
+        "get",
+        "/api/regressions/{id}",
+        "One stored regression (ours)",
+    ),
+    (
+        "get",
+        "/api/flaky/",
+        "Tests and builds flaky now: origin, limit (ours)",
+    ),
+    (
+        "get",
+        "/api/health/",
+        "Infrastructure failure rates per origin, lab and platform: interval_in_days, \
+         threshold, origin (ours)",
     ),
     (
         "get",

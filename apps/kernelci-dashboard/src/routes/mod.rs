@@ -4,6 +4,7 @@ pub mod hardware;
 pub mod issue;
 pub mod items;
 pub mod misc;
+pub mod regress;
 pub mod report;
 pub mod tree;
 

@@ -1,0 +1,304 @@
+//! Automatic bisection through the real pipeline: a fake kernel tree whose boot panics
+//! from a planted commit on, `kernelci up` building and booting it, a bisection started
+//! from the failing boot job over the pipeline API. The culprit must be found in at most
+//! log2(n) + 2 tested commits, each run `repeat` times, verified (it fails every run, its
+//! parent passes every run), with a reproduce command; bisection runs must not reach
+//! KCIDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::fake_tree::git;
+use kernelci_tests::TestDb;
+use serde_json::{Value, json};
+
+/// The fake kbuild, plus: a tree with a `PANIC` file makes a kernel that panics.
+const MAKEFILE: &str = r##"tinyconfig defconfig:
+	@echo "# fake config" > .config
+olddefconfig:
+	@true
+bzImage:
+	@echo "  CC      init/main.o"
+	@mkdir -p arch/x86/boot
+	@echo "fake kernel image" > arch/x86/boot/bzImage
+	@if [ -f PANIC ]; then echo "PANIC-ON-BOOT" >> arch/x86/boot/bzImage; fi
+	@echo "  Kernel: arch/x86/boot/bzImage is ready  (#1)"
+.PHONY: tinyconfig defconfig olddefconfig bzImage
+"##;
+
+/// The QEMU stand-in: boots to the marker, or panics when the kernel says so.
+const QEMU: &str = r#"#!/bin/sh
+kernel=""
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-kernel" ]; then kernel="$2"; fi
+  shift
+done
+echo "[    0.000000] Linux version 6.1.0-fake (ci@example) (gcc 12.2.0) #1 SMP"
+if grep -q PANIC-ON-BOOT "$kernel"; then
+  echo "[    0.512000] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"
+  echo "[    0.513000] ---[ end Kernel panic - not syncing: VFS: Unable to mount root fs ]---"
+  exit 0
+fi
+echo "[    0.605670] Run /init as init process"
+echo "BOOT-MARKER: init reached, kernel 6.1.0-fake x86_64, uptime ?"
+exit 0
+"#;
+
+fn rev(tree: &Path, what: &str) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(tree)
+        .args(["rev-parse", what])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+struct Pipeline {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Pipeline {
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/pipeline/api/{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn nodes(&self, query: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/latest/nodes/fast?{query}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn node(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/latest/node/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `pred` holds for the node, within `limit`.
+    async fn wait_node(&self, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let n = self.node(id).await;
+            if pred(&n) {
+                return n;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "node {id} not there in {limit:?}: {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bisection_finds_the_planted_culprit_and_verifies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, cfg) = common::fake_tree::setup(dir.path());
+    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
+    std::fs::write(dir.path().join("fake-qemu"), QEMU).unwrap();
+    git(
+        &tree,
+        &["commit", "-q", "-am", "fake kbuild that can panic"],
+    );
+    let good = rev(&tree, "HEAD");
+    // Eight commits; the fifth plants the panic.
+    let mut commits = Vec::new();
+    for i in 1..=8 {
+        std::fs::write(tree.join(format!("file{i}")), format!("{i}\n")).unwrap();
+        if i == 5 {
+            std::fs::write(tree.join("PANIC"), "boot panics from here on\n").unwrap();
+        }
+        git(&tree, &["add", "-A"]);
+        git(&tree, &["commit", "-q", "-m", &format!("change {i}")]);
+        commits.push(rev(&tree, "HEAD"));
+    }
+    let culprit = commits[4].clone();
+
+    let db = TestDb::new().await;
+    let data = dir.path().join("data");
+    let mut extra = vec![
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trees",
+        "!fake",
+        "--holdoff",
+        "1",
+        "--timeout-poll",
+        "1",
+        "--kcidb-triage-interval",
+        "0",
+        "--job-retries",
+        "0",
+        "--kcidb-sweep",
+        "2",
+    ];
+    let pg = db.url.starts_with("postgres");
+    if pg {
+        extra.extend(["--database-url", db.url.as_str()]);
+    }
+    let server = common::start("up", &data, &extra, &[]);
+    let p = Pipeline {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        token: common::pipeline_token(&data, pg.then_some(db.url.as_str())),
+    };
+    let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
+
+    // The branch head fails to boot.
+    let (code, body) = p
+        .post(
+            "checkout",
+            &json!({"url": tree.to_str().unwrap(), "branch": "master",
+                "commit": commits[7], "jobfilter": jobs}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let head_checkout = body["node"]["id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    let boot = loop {
+        let found = p
+            .nodes(&format!(
+                "name=baseline-x86_64&data.kernel_revision.commit={}",
+                commits[7]
+            ))
+            .await;
+        if let Some(b) = found.into_iter().find(|n| n["state"] == "done") {
+            break b;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the head never booted"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(boot["result"], "fail", "{boot}");
+
+    // Bad requests are refused with the reason.
+    let boot_id = boot["id"].as_str().unwrap().to_string();
+    let (code, body) = p.post("bisect", &json!({"nodeid": boot_id})).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = p
+        .post(
+            "bisect",
+            &json!({"nodeid": boot_id, "good": "not-a-commit"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = p
+        .post(
+            "bisect",
+            &json!({"nodeid": "0123456789abcdef01234567", "good": good}),
+        )
+        .await;
+    assert_eq!(code, 404);
+
+    let (code, body) = p
+        .post(
+            "bisect",
+            &json!({"nodeid": boot_id, "good": good, "repeat": 2}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let id = body["node"]["id"].as_str().unwrap().to_string();
+    let done = p
+        .wait_node(&id, Duration::from_secs(400), |n| n["state"] == "done")
+        .await;
+    let b = &done["data"]["bisection"];
+    assert_eq!(done["result"], "pass", "{done}");
+    assert_eq!(b["outcome"]["kind"], "culprit", "{b}");
+    assert_eq!(b["outcome"]["commit"], culprit.as_str(), "{b}");
+    assert_eq!(b["outcome"]["parent"], commits[3].as_str(), "{b}");
+    assert_eq!(b["culprit_subject"], "change 5");
+    let steps = b["steps"].as_object().unwrap();
+    assert!(
+        steps.len() <= kernelci_sched::bisect::Bisection::max_tests(8),
+        "{} commits tested: {steps:?}",
+        steps.len()
+    );
+    // Verified: the culprit failed both runs, its parent passed both.
+    assert_eq!(steps[&culprit]["verdict"], "bad");
+    assert_eq!(steps[&culprit]["runs"], json!([false, false]));
+    assert_eq!(steps[&commits[3]]["verdict"], "good");
+    assert_eq!(steps[&commits[3]]["runs"], json!([true, true]));
+    let reproduce = b["reproduce"].as_str().unwrap();
+    assert!(
+        reproduce.starts_with("kci checkout --giturl "),
+        "{reproduce}"
+    );
+    assert!(
+        reproduce.contains(&format!("--commit {culprit}")),
+        "{reproduce}"
+    );
+    assert!(
+        reproduce.contains("--job-filter baseline-x86_64"),
+        "{reproduce}"
+    );
+    // Every tested checkout hangs below the bisection node.
+    for step in steps.values() {
+        let c = p.node(step["checkout"].as_str().unwrap()).await;
+        assert_eq!(c["parent"].as_str(), Some(id.as_str()));
+    }
+
+    // KCIDB has the head's checkout but none of the bisection's.
+    let kcidb_url = if pg {
+        db.url.clone()
+    } else {
+        format!("sqlite://{}", data.join("kcidb.db").display())
+    };
+    let kcidb = kernelci_kcidb_server::db::KcidbDb::open(&kcidb_url)
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while kcidb
+        .object("checkouts", &format!("maestro:{head_checkout}"))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the head never reached KCIDB"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for step in steps.values() {
+        let c = step["checkout"].as_str().unwrap();
+        assert!(
+            kcidb
+                .object("checkouts", &format!("maestro:{c}"))
+                .await
+                .unwrap()
+                .is_none(),
+            "bisection checkout {c} reached KCIDB"
+        );
+    }
+}
