@@ -81,9 +81,10 @@ start() {
     install_engine
     if ! ping_engine; then
         rm -f "$SOCK"
-        setsid /usr/sbin/dockerd -H "$HOST" \
+        # From /: a daemon must not keep the caller's directory (a CI clone deleted later).
+        (cd / && exec setsid /usr/sbin/dockerd -H "$HOST" \
             --data-root "$W/docker-root" --exec-root "$W/docker-exec" \
-            --pidfile "$W/dockerd.pid" >"$W/dockerd.log" 2>&1 </dev/null &
+            --pidfile "$W/dockerd.pid" >"$W/dockerd.log" 2>&1 </dev/null) &
         for _ in $(seq 1 300); do
             ping_engine && break
             sleep 0.1

@@ -241,7 +241,9 @@ start_daemon() { # start_daemon NAME COMMAND...: setsid, PID file, output in $DI
     if pid_alive "$name"; then
         return 0
     fi
-    setsid "$@" > "$DIR/$name.out" 2>&1 < /dev/null &
+    # From /: a daemon must not keep the caller's directory (a CI clone that is deleted
+    # later), or LAVA's notifications fail in os.getcwd() and no callback is ever sent.
+    (cd / && exec setsid "$@" > "$DIR/$name.out" 2>&1 < /dev/null) &
     echo $! > "$DIR/$name.pid"
     log "started $name (pid $!)"
 }

@@ -47,7 +47,8 @@ start() {
     mkdir -p "$W"
     if ! answers; then
         install_moto
-        setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$W/moto.log" 2>&1 </dev/null &
+        # From /: a daemon must not keep the caller's directory (a CI clone deleted later).
+        (cd / && exec setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$W/moto.log" 2>&1 </dev/null) &
         echo $! >"$W/moto.pid"
         for _ in $(seq 1 300); do
             answers && break

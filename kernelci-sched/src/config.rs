@@ -374,6 +374,16 @@ pub struct TreeConfig {
     pub name: String,
     /// Git URL.
     pub url: String,
+    /// Ours: bisect new regressions of this tree automatically (`bisect: true`, or
+    /// `bisect: {repeat: N}` for N runs of the test per commit, 1 to 10).
+    pub bisect: Option<BisectPolicy>,
+}
+
+/// `trees.<name>.bisect`: automatic bisection of the tree's new regressions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BisectPolicy {
+    /// Runs of the test per tested commit.
+    pub repeat: u64,
 }
 
 /// `build_configs.<name>`: a tree and branch to monitor.
@@ -1129,9 +1139,37 @@ fn parse_runtime(
 fn parse_tree(p: &mut Parser<'_>, path: &[&str], name: &str, v: &Value) -> Option<TreeConfig> {
     let m = p.object(path, v)?;
     let url = p.req_str(path, m, "url")?;
+    let bisect = match m.get("bisect") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(BisectPolicy { repeat: 3 }),
+        Some(Value::Object(b)) => match b.get("repeat") {
+            None => Some(BisectPolicy { repeat: 3 }),
+            Some(r) => match r.as_u64().filter(|n| (1..=10).contains(n)) {
+                Some(repeat) => Some(BisectPolicy { repeat }),
+                None => {
+                    p.error(
+                        &[path, &["bisect", "repeat"]].concat(),
+                        format!("expected a number from 1 to 10, found {r}"),
+                    );
+                    None
+                }
+            },
+        },
+        Some(other) => {
+            p.error(
+                &[path, &["bisect"]].concat(),
+                format!(
+                    "expected true, false or {{repeat: N}}, found {}",
+                    type_name(other)
+                ),
+            );
+            None
+        }
+    };
     Some(TreeConfig {
         name: name.into(),
         url,
+        bisect,
     })
 }
 

@@ -13,6 +13,7 @@
 
 pub mod bisect;
 pub mod config;
+pub mod health;
 pub mod matching;
 pub mod rules;
 pub mod runtime;

@@ -350,3 +350,27 @@ fn from_value_without_origins() {
         "{err}"
     );
 }
+
+#[test]
+fn tree_bisect_policy() {
+    let cfg = PipelineConfig::from_yaml_str(
+        "trees:\n  a: {url: 'https://x/a.git', bisect: true}\n  b: {url: 'https://x/b.git', bisect: {repeat: 5}}\n  c: {url: 'https://x/c.git'}\n  d: {url: 'https://x/d.git', bisect: false}\n",
+        "t.yaml",
+    )
+    .unwrap();
+    let repeat = |t: &str| cfg.trees[t].bisect.map(|b| b.repeat);
+    assert_eq!(
+        (repeat("a"), repeat("b"), repeat("c"), repeat("d")),
+        (Some(3), Some(5), None, None)
+    );
+    let problems = invalid("trees:\n  a: {url: 'https://x/a.git', bisect: {repeat: 0}}\n");
+    assert!(
+        problems[0].contains("trees.a.bisect.repeat: expected a number from 1 to 10"),
+        "{problems:?}"
+    );
+    let problems = invalid("trees:\n  a: {url: 'https://x/a.git', bisect: yes-please}\n");
+    assert!(
+        problems[0].contains("trees.a.bisect: expected true, false or {repeat: N}"),
+        "{problems:?}"
+    );
+}

@@ -9,6 +9,7 @@
 //! node) or a job the watched test needed failed; 3 an API stayed unreachable (retry);
 //! 64 the pipeline did not take a checkout/patchset/retry request (kci-dev's code).
 
+mod bisect;
 mod config;
 mod extras;
 mod logspec;
@@ -74,6 +75,9 @@ enum Command {
     Testretry(trigger::RetryArgs),
     /// Follow the jobs of a tree until they end (exit code from --test).
     Watch(trigger::WatchCmdArgs),
+    /// Bisect a failing node on the server (start), or follow a bisection (show).
+    #[command(subcommand)]
+    Bisect(bisect::Command),
     /// Maestro API queries.
     #[command(subcommand)]
     Maestro(MaestroCommand),
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
         Command::Patchset(args) => trigger::patchset(&args, &global),
         Command::Testretry(args) => trigger::testretry(&args, &global),
         Command::Watch(args) => trigger::watch_cmd(&args, &global),
+        Command::Bisect(cmd) => bisect::run(&cmd, &global),
         Command::Maestro(MaestroCommand::Results(args)) => nodes::run(&args, &global),
         Command::Config(args) => config::run(&args, &global.settings_path),
         Command::Regressions(args) => extras::regressions(&args, &global),

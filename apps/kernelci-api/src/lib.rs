@@ -16,6 +16,7 @@ mod misc;
 mod nodes;
 mod paging;
 mod pubsub;
+pub mod retention;
 mod telemetry;
 pub mod user_cache;
 mod users;
@@ -49,10 +50,8 @@ pub struct ApiConfig {
     pub access_token_ttl: Option<i64>,
     /// Lifetime of invite tokens in seconds.
     pub invite_token_ttl: i64,
-    /// Events older than this are purged (`EVENT_HISTORY_TTL_SECONDS`).
-    pub event_ttl: Duration,
-    /// Non-checkout nodes older than this are purged (`NODE_PURGE_AGE_DAYS`); None disables.
-    pub node_purge_age: Option<Duration>,
+    /// How long nodes, events and telemetry are kept, and the purge pace.
+    pub retention: retention::Retention,
     /// `/nodes/fast` gives up after this long (504).
     pub fast_query_timeout: Duration,
 }
@@ -65,8 +64,7 @@ impl Default for ApiConfig {
             public_base_url: None,
             access_token_ttl: Some(315_360_000),
             invite_token_ttl: 604_800,
-            event_ttl: Duration::from_secs(604_800),
-            node_purge_age: Some(Duration::from_secs(180 * 86_400)),
+            retention: retention::Retention::default(),
             fast_query_timeout: Duration::from_secs(15),
         }
     }
@@ -83,6 +81,8 @@ pub struct Metrics {
     pub nodes_purged: AtomicU64,
     /// Events purged.
     pub events_purged: AtomicU64,
+    /// Telemetry events purged.
+    pub telemetry_purged: AtomicU64,
 }
 
 /// Shared state of every handler.
@@ -255,8 +255,9 @@ async fn fallback(uri: Uri) -> Response {
     ApiError::not_found("Not Found").into_response()
 }
 
-/// Periodic upkeep: drop subscriptions not polled for 15 minutes, purge old events,
-/// telemetry (14 days, upstream's TTL) and nodes. Runs until the task is dropped.
+/// Periodic upkeep: drop subscriptions not polled for 15 minutes and purge old events,
+/// telemetry and nodes ([`retention`]: bounded batches with pauses, so the API keeps
+/// answering). Runs until the task is dropped.
 pub async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15 * 60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -279,24 +280,25 @@ pub async fn housekeeping_once(state: &AppState) {
         }
         Err(e) => tracing::warn!("subscription cleanup failed: {e}"),
     }
-    let ttl = chrono::TimeDelta::from_std(state.config.event_ttl).unwrap_or_default();
-    match state.store.purge_events(now - ttl).await {
-        Ok(n) => {
-            state.metrics.events_purged.fetch_add(n, Ordering::Relaxed);
-        }
-        Err(e) => tracing::warn!("event purge failed: {e}"),
-    }
-    let telemetry_cutoff = now - chrono::TimeDelta::days(kernelci_model::telemetry::RETENTION_DAYS);
-    if let Err(e) = state.store.purge_telemetry(telemetry_cutoff).await {
-        tracing::warn!("telemetry purge failed: {e}");
-    }
-    if let Some(age) = state.config.node_purge_age {
-        let age = chrono::TimeDelta::from_std(age).unwrap_or_default();
-        match state.store.purge_nodes(now - age).await {
-            Ok(n) => {
-                state.metrics.nodes_purged.fetch_add(n, Ordering::Relaxed);
+    for kind in retention::Kind::ALL {
+        let name = kind.name();
+        match retention::purge(&*state.store, kind, &state.config.retention, now, false).await {
+            Ok(done) => {
+                let counter = match kind {
+                    retention::Kind::Nodes => &state.metrics.nodes_purged,
+                    retention::Kind::Events => &state.metrics.events_purged,
+                    retention::Kind::Telemetry => &state.metrics.telemetry_purged,
+                };
+                counter.fetch_add(done.removed, Ordering::Relaxed);
+                if done.removed > 0 {
+                    tracing::info!(
+                        "retention: {} {name} purged in {} batches",
+                        done.removed,
+                        done.batches
+                    );
+                }
             }
-            Err(e) => tracing::warn!("node purge failed: {e}"),
+            Err(e) => tracing::warn!("{name} purge failed: {e}"),
         }
     }
 }

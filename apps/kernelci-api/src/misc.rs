@@ -32,6 +32,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         ("subscriptions_cleaned", &m.subscriptions_cleaned),
         ("nodes_purged", &m.nodes_purged),
         ("events_purged", &m.events_purged),
+        ("telemetry_purged", &m.telemetry_purged),
     ] {
         let n = counter.load(Ordering::Relaxed);
         if n > 0 {

@@ -190,6 +190,57 @@ impl Spool {
         std::fs::rename(path, self.failed_path(&name))?;
         sync_dir(&self.dir.join(FAILED))
     }
+
+    /// Retention: the files in `archive/` and `failed/` (a failed file's `.reason` too) last
+    /// modified before `before`, oldest first. Files that vanish meanwhile are skipped.
+    pub fn expired(&self, before: std::time::SystemTime) -> std::io::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for sub in [ARCHIVE, FAILED] {
+            let entries = match std::fs::read_dir(self.dir.join(sub)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let modified = meta.modified()?;
+                if modified < before {
+                    files.push((modified, entry.path()));
+                }
+            }
+        }
+        files.sort();
+        Ok(files.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// Removes files listed by [`Spool::expired`]; returns how many were removed (one
+    /// already gone is not counted). A path outside `archive/` and `failed/` is refused.
+    pub fn remove_expired(&self, paths: &[PathBuf]) -> std::io::Result<u64> {
+        let (archive, failed) = (self.dir.join(ARCHIVE), self.dir.join(FAILED));
+        let mut removed = 0;
+        for path in paths {
+            if path.parent() != Some(archive.as_path()) && path.parent() != Some(failed.as_path()) {
+                return Err(std::io::Error::other(format!(
+                    "not an archived or failed spool file: {}",
+                    path.display()
+                )));
+            }
+            match std::fs::remove_file(path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
 }
 
 fn file_name(path: &Path) -> std::io::Result<String> {
@@ -220,5 +271,53 @@ mod tests {
         assert_eq!(spool.failure_reason(&id).as_deref(), Some("bad\n"));
         assert_eq!(spool.queue_depth(), 0);
         assert!(!valid_id("a-b") && !valid_id(""));
+    }
+
+    #[test]
+    fn expired_files_by_mtime() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path()).expect("open");
+        let now = std::time::SystemTime::now();
+        let day = std::time::Duration::from_secs(86_400);
+        let mut old = Vec::new();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            std::fs::write(spool.ready_path(id), b"{}").expect("write");
+            let path = spool.ready_path(id);
+            if i == 2 {
+                spool.fail(&path, "bad").expect("fail");
+            } else {
+                spool.archive(&path).expect("archive");
+            }
+        }
+        // a: 40 days old, c (failed, with its reason): 31 days old, b: new.
+        for (name, age) in [
+            (spool.archive_path("submission-a.json"), 40),
+            (spool.failed_path("submission-c.json"), 31),
+            (spool.failed_path("submission-c.json.reason"), 31),
+        ] {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(&name)
+                .expect("open");
+            f.set_modified(now - day * age).expect("mtime");
+            old.push(name);
+        }
+        // A ready file is never retention's business, however old.
+        std::fs::write(spool.ready_path("d"), b"{}").expect("write");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(spool.ready_path("d"))
+            .expect("open");
+        f.set_modified(now - day * 90).expect("mtime");
+        let expired = spool.expired(now - day * 30).expect("list");
+        assert_eq!(expired.len(), 3);
+        assert_eq!(expired[0], old[0], "oldest first");
+        assert_eq!(spool.remove_expired(&expired).expect("remove"), 3);
+        assert_eq!(spool.remove_expired(&expired).expect("again"), 0);
+        assert_eq!(spool.state("a"), FileState::NotFound);
+        assert_eq!(spool.state("b"), FileState::Processed);
+        assert_eq!(spool.state("c"), FileState::NotFound);
+        assert_eq!(spool.state("d"), FileState::Ready);
+        assert!(spool.remove_expired(&[spool.ready_path("d")]).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The pipeline REST API (specs/pipeline.md §6), served under `/pipeline` by `kernelci up`:
 //! `POST /api/checkout`, `POST /api/jobretry`, `POST /api/patchset` (the patchset role does
-//! the rest), `GET /api/metrics`, and the LAVA callback `POST /node/{id}`
-//! ([`crate::lava_callback`]).
+//! the rest), `GET /api/metrics`, the LAVA callback `POST /node/{id}`
+//! ([`crate::lava_callback`]), and the artifact upload of jobs that run out of the
+//! scheduler's sight, `PUT /api/artifacts/{node_id}/{name}` ([`crate::remote_artifacts`]:
+//! per-job token, permission `artifacts`, claim `node`).
 //!
 //! Tokens: HS256 JWTs in `Authorization` (raw, as kci-dev sends them, or `Bearer`), with a
 //! `permissions` list (`checkout`, `testretry`, `patchset`) and an `email`; `exp` is checked.
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use crate::{Ctx, iso_in, trigger};
@@ -32,6 +34,7 @@ pub struct PipelineApi {
     secrets: Arc<Vec<Vec<u8>>>,
     metrics: Arc<Metrics>,
     callbacks: Arc<crate::lava_callback::CallbackGate>,
+    max_artifact: u64,
 }
 
 #[derive(Default)]
@@ -51,13 +54,26 @@ fn reply(status: StatusCode, message: impl Into<String>) -> Reply {
 
 impl PipelineApi {
     /// The API over `ctx`, accepting tokens signed with any of `secrets`.
+    /// The first secret also signs the per-job artifact upload tokens the scheduler of this
+    /// process issues ([`crate::Settings::artifact_key`]).
     pub fn new(ctx: Ctx, secrets: Vec<Vec<u8>>) -> PipelineApi {
+        if let Some(first) = secrets.first() {
+            ctx.settings.artifact_key.set(first);
+        }
         PipelineApi {
             ctx,
             secrets: Arc::new(secrets),
             metrics: Arc::new(Metrics::default()),
             callbacks: Arc::new(crate::lava_callback::CallbackGate::default()),
+            max_artifact: crate::remote_artifacts::DEFAULT_MAX_UPLOAD,
         }
+    }
+
+    /// Refuse uploaded artifacts larger than `bytes` (default
+    /// [`crate::remote_artifacts::DEFAULT_MAX_UPLOAD`]).
+    pub fn with_artifact_limit(mut self, bytes: u64) -> PipelineApi {
+        self.max_artifact = bytes;
+        self
     }
 
     /// Accept LAVA callbacks carrying one of `tokens` (every LAVA lab's `runtime_token`
@@ -77,6 +93,7 @@ impl PipelineApi {
             .route("/api/bisect", post(bisect))
             .route("/api/metrics", get(metrics))
             .route("/node/{id}", post(callback))
+            .route("/api/artifacts/{node_id}/{*name}", put(upload_artifact))
             // Patchsets may carry 32 patches of 10 MiB each (upstream's limits).
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self)
@@ -413,6 +430,7 @@ async fn bisect(
         good,
         bad: text("bad"),
         repeat,
+        regression: None,
     };
     match crate::bisect::start(&api.ctx, &req).await {
         Ok(node) => Ok((
@@ -537,6 +555,48 @@ async fn patchset(
         .unwrap_or_default();
     node["treeid"] = trigger::treeid(url, branch, chrono::Utc::now()).into();
     create_node(api, node, jobfilter, platform_filter).await
+}
+
+/// `PUT /api/artifacts/{node_id}/{name}`: a job's artifact, with the job's own token (claim
+/// `node` = `node_id`, permission `artifacts`); answers the artifact's public URL.
+async fn upload_artifact(
+    State(api): State<PipelineApi>,
+    Path((node_id, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Reply, Reply> {
+    let claims = api.authorize(&headers, crate::remote_artifacts::PERMISSION)?;
+    if claims["node"].as_str() != Some(node_id.as_str()) {
+        api.metrics.auth_fail.fetch_add(1, Ordering::Relaxed);
+        return Err(reply(
+            StatusCode::FORBIDDEN,
+            format!("The token is not for node {node_id}"),
+        ));
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match crate::remote_artifacts::receive(
+        &api.ctx,
+        &node_id,
+        &name,
+        declared,
+        body,
+        api.max_artifact,
+    )
+    .await
+    {
+        Ok(url) => Ok((
+            StatusCode::OK,
+            axum::Json(json!({"message": "OK", "url": url})),
+        )),
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(reply(status, e.to_string()))
+        }
+    }
 }
 
 /// A LAVA notify callback (checks in [`crate::lava_callback`]).

@@ -26,6 +26,7 @@ use crate::Ctx;
 use crate::ancestry::Ancestors;
 use crate::client::ApiError;
 use crate::git;
+use crate::kcidb_bridge::KcidbTarget;
 
 /// The bisection node's name.
 pub const NODE_NAME: &str = "bisection";
@@ -61,6 +62,9 @@ pub struct Request {
     pub bad: Option<String>,
     /// Runs per commit.
     pub repeat: u64,
+    /// The stored regression (KCIDB) being bisected, and its first failing result's
+    /// KCIDB id, to attach the outcome to.
+    pub regression: Option<(String, String)>,
 }
 
 /// Creates the bisection node for `req`; the role does the rest.
@@ -106,6 +110,8 @@ pub async fn start(ctx: &Ctx, req: &Request) -> Result<Value, StartError> {
         "good": req.good, "bad": bad,
         "kbuild": kbuild["name"], "job": job_name, "platform": platform,
         "repeat": req.repeat, "from_node": req.node_id,
+        "regression": req.regression.as_ref().map(|r| &r.0),
+        "regression_object": req.regression.as_ref().map(|r| &r.1),
         "commits": [], "steps": {}, "outcome": null,
     });
     let body = json!({
@@ -121,9 +127,25 @@ pub async fn start(ctx: &Ctx, req: &Request) -> Result<Value, StartError> {
     Ok(ctx.api.create(&body).await?)
 }
 
-/// Advances every running bisection, forever.
-pub async fn run(ctx: Ctx) {
+/// Rounds between two looks at the dashboard's new regressions.
+const AUTO_EVERY: u32 = 5;
+
+/// Advances every running bisection, forever; with a KCIDB target that has a dashboard
+/// URL, also starts one for each new regression of a tree with `bisect:` in the
+/// configuration, and attaches each outcome to its regression.
+pub async fn run(ctx: Ctx, kcidb: Option<KcidbTarget>) {
+    let http = reqwest::Client::new();
+    let auto = ctx.config.trees.values().any(|t| t.bisect.is_some());
+    let mut round = 0u32;
     loop {
+        if auto
+            && round.is_multiple_of(AUTO_EVERY)
+            && let Some(target) = &kcidb
+            && let Err(e) = start_for_regressions(&ctx, &http, target).await
+        {
+            tracing::warn!("bisect: new regressions: {e:#}");
+        }
+        round = round.wrapping_add(1);
         match ctx
             .api
             .find(&[("name", NODE_NAME.into()), ("state", "running".into())])
@@ -131,7 +153,7 @@ pub async fn run(ctx: Ctx) {
         {
             Ok(nodes) => {
                 for node in nodes.into_iter().filter(|n| n["kind"] == "process") {
-                    if let Err(e) = advance(&ctx, node.clone()).await {
+                    if let Err(e) = advance(&ctx, node.clone(), kcidb.as_ref(), &http).await {
                         tracing::warn!("bisect: {}: {e:#}", node["id"]);
                     }
                 }
@@ -161,7 +183,12 @@ fn str_of<'a>(b: &'a Value, key: &str) -> &'a str {
 }
 
 /// One round for one bisection: record what finished, start what comes next, or end it.
-pub async fn advance(ctx: &Ctx, mut node: Value) -> anyhow::Result<()> {
+pub async fn advance(
+    ctx: &Ctx,
+    mut node: Value,
+    kcidb: Option<&KcidbTarget>,
+    http: &reqwest::Client,
+) -> anyhow::Result<()> {
     let id = node["id"].as_str().unwrap_or_default().to_string();
     let mut b = node["data"]["bisection"].clone();
     if !b.is_object() {
@@ -182,14 +209,16 @@ pub async fn advance(ctx: &Ctx, mut node: Value) -> anyhow::Result<()> {
         let commits: Vec<String> = match listed {
             Ok(out) => out.lines().map(String::from).collect(),
             Err(e) => {
-                return finish(ctx, node, &b, Err(format!("git rev-list {range}: {e}"))).await;
+                return finish(ctx, node, &b, Err(format!("git rev-list {range}: {e}")))
+                    .await
+                    .map(|_| ());
             }
         };
         let good = git::git(Some(&mirror.dir), &["rev-parse", str_of(&b, "good")])
             .await
             .unwrap_or_else(|_| str_of(&b, "good").to_string());
         if let Err(e) = Bisection::new(&good, commits.clone()) {
-            return finish(ctx, node, &b, Err(e.to_string())).await;
+            return finish(ctx, node, &b, Err(e.to_string())).await.map(|_| ());
         }
         b["good"] = good.into();
         b["commits"] = json!(commits);
@@ -225,7 +254,11 @@ pub async fn advance(ctx: &Ctx, mut node: Value) -> anyhow::Result<()> {
                     }
                     _ => None,
                 };
-                return finish(ctx, node, &b, Ok((outcome, subject))).await;
+                let reported = finish(ctx, node, &b, Ok((outcome, subject))).await?;
+                if let (Some(target), Some(done)) = (kcidb, reported) {
+                    attach(http, target, &done).await?;
+                }
+                return Ok(());
             }
             Next::Test(commit) => {
                 let step = b["steps"][&commit].clone();
@@ -381,13 +414,14 @@ async fn evaluate(ctx: &Ctx, b: &Value, step: &Value) -> anyhow::Result<Progress
     Ok(Progress::Waiting(runs))
 }
 
-/// Ends the bisection: `pass` with the verified culprit, `fail` otherwise.
+/// Ends the bisection: `pass` with the verified culprit, `fail` otherwise; the node as
+/// written when a culprit was found.
 async fn finish(
     ctx: &Ctx,
     mut node: Value,
     b: &Value,
     outcome: Result<(Outcome, Option<String>), String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Value>> {
     let mut b = b.clone();
     let (result, summary) = match &outcome {
         Ok((Outcome::Culprit { commit, .. }, subject)) => {
@@ -414,9 +448,9 @@ async fn finish(
     if result != "pass" {
         node["data"]["error_msg"] = summary.clone().into();
     }
-    ctx.api.update(&node).await?;
+    let written = ctx.api.update(&node).await?;
     tracing::info!("bisect {}: {summary}", node["id"]);
-    Ok(())
+    Ok((result == "pass").then_some(written))
 }
 
 /// One command that reruns the test on the culprit (kci, like kci-dev's `checkout`).
@@ -435,4 +469,123 @@ pub fn reproduce(b: &Value, commit: &str) -> String {
     }
     cmd.push_str(" --watch");
     cmd
+}
+
+/// Starts a bisection for each new (or still failing) regression of a tree with `bisect:`
+/// that has none yet: from its first failing result, between its last passing commit and
+/// its first failing one.
+async fn start_for_regressions(
+    ctx: &Ctx,
+    http: &reqwest::Client,
+    target: &KcidbTarget,
+) -> anyhow::Result<()> {
+    let Some(dashboard) = &target.dashboard_url else {
+        return Ok(());
+    };
+    let url = format!(
+        "{}/regressions/?state=new,still_failing&origin={}&limit=200",
+        dashboard.trim_end_matches('/'),
+        target.origin
+    );
+    let resp = http.get(&url).send().await?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{url}: {}", resp.status());
+    }
+    let list: Value = resp.json().await?;
+    for r in list.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let Some(policy) = r["tree_name"]
+            .as_str()
+            .and_then(|t| ctx.config.trees.get(t))
+            .and_then(|t| t.bisect)
+        else {
+            continue;
+        };
+        let (Some(id), Some(object), Some(good)) = (
+            r["id"].as_str(),
+            r["first_fail"]["object_id"].as_str(),
+            r["last_pass"]["commit"].as_str(),
+        ) else {
+            continue;
+        };
+        let existing = ctx
+            .api
+            .count(&[
+                ("name", NODE_NAME.into()),
+                ("data.bisection.regression", id.into()),
+            ])
+            .await?;
+        if existing > 0 {
+            continue;
+        }
+        // KCIDB ids of our results are `<origin>:<node id>`.
+        let Some(node_id) = object.strip_prefix(&format!("{}:", target.origin)) else {
+            continue;
+        };
+        let req = Request {
+            node_id: node_id.to_string(),
+            good: good.to_string(),
+            bad: r["first_fail"]["commit"].as_str().map(String::from),
+            repeat: policy.repeat,
+            regression: Some((id.to_string(), object.to_string())),
+        };
+        match start(ctx, &req).await {
+            Ok(n) => tracing::info!("bisect: regression {id}: bisection {} started", n["id"]),
+            Err(e) => tracing::warn!("bisect: regression {id}: cannot bisect: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Attaches a found culprit to the regression it came from, in KCIDB's own terms: an issue
+/// (culprit `code`, the bisection in `misc.bisection`) and an incident linking it to the
+/// regression's first failing result. The regression API shows it as the regression's
+/// `bisection`.
+async fn attach(http: &reqwest::Client, target: &KcidbTarget, node: &Value) -> anyhow::Result<()> {
+    let b = &node["data"]["bisection"];
+    let Some(object) = b["regression_object"].as_str() else {
+        return Ok(());
+    };
+    let origin = &target.origin;
+    let node_id = node["id"].as_str().unwrap_or_default();
+    let issue_id = format!("{origin}:bisection-{node_id}");
+    let commit = b["outcome"]["commit"].as_str().unwrap_or_default();
+    let short: String = commit.chars().take(12).collect();
+    let subject = b["culprit_subject"].as_str().unwrap_or_default();
+    let mut incident = json!({
+        "id": format!("{issue_id}-1"), "origin": origin, "issue_id": issue_id,
+        "issue_version": 1, "present": true,
+        "comment": format!("First failure of the regression bisected to {short}"),
+    });
+    let key = if b["job"].is_null() {
+        "build_id"
+    } else {
+        "test_id"
+    };
+    incident[key] = object.into();
+    let submission = json!({
+        "version": {"major": 5, "minor": 3},
+        "issues": [{
+            "id": issue_id, "version": 1, "origin": origin,
+            "comment": format!("Bisected to {short} (\"{subject}\")"),
+            "culprit": {"code": true, "tool": false, "harness": false},
+            "misc": {"bisection": {
+                "node": node_id, "regression": b["regression"], "culprit": commit,
+                "parent": b["outcome"]["parent"], "subject": subject,
+                "reproduce": b["reproduce"], "tested": b["tested"],
+            }},
+        }],
+        "incidents": [incident],
+    });
+    let resp = http
+        .post(&target.submit_url)
+        .bearer_auth(&target.token)
+        .json(&submission)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        anyhow::bail!("KCIDB refused the bisection issue: {status}: {text}");
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
-//! Results of a finished local job (shell runtime): upload what it left in `artifacts/`,
-//! read its exit status and logs, and write the node (and, for boot jobs, its test tree).
+//! Results of a finished job: upload what a local job (shell, docker) left in `artifacts/`
+//! (a job of a runtime without a job directory uploaded them itself:
+//! [`crate::remote_artifacts`]), read its exit status and logs, and write the node (and, for
+//! boot jobs, its test tree).
 //!
 //! kbuild (specs/pipeline.md §4.8-9): exit 0 pass, 1 fail, 2 (or no kernel image, or the
 //! job timed out / got lost) `incomplete` with `kbuild_internal_error`. A passing build goes
@@ -19,13 +21,42 @@ use serde_json::{Map, Value, json};
 
 use crate::{Ctx, iso_in};
 
-/// Collect the results of node `id`, a job of `kind` that ended with `status`.
+/// Where a finished job's artifacts are.
+pub enum Artifacts<'a> {
+    /// A local `artifacts/` directory (shell, docker): each file is uploaded to storage;
+    /// `None` when the job left none.
+    Local(Option<PathBuf>),
+    /// Uploaded by the job itself ([`crate::remote_artifacts`]): artifact key -> URL, and a
+    /// directory holding the files read here (`metadata.json`, `console.log`).
+    Uploaded {
+        /// Artifact key -> storage URL.
+        urls: Map<String, Value>,
+        /// The downloaded files.
+        dir: &'a Path,
+    },
+}
+
+/// Collect the results of node `id`, a job of `kind` that ended with `status`, from its
+/// local job directory `workdir`.
 pub async fn collect(
     ctx: &Ctx,
     id: &str,
     kind: &str,
     status: &JobStatus,
     workdir: Option<&Path>,
+    runtime_log: &[u8],
+) -> anyhow::Result<()> {
+    let source = Artifacts::Local(workdir.map(|w| w.join("artifacts")));
+    collect_from(ctx, id, kind, status, source, runtime_log).await
+}
+
+/// Collect the results of node `id`, a job of `kind` that ended with `status`, from `source`.
+pub async fn collect_from(
+    ctx: &Ctx,
+    id: &str,
+    kind: &str,
+    status: &JobStatus,
+    source: Artifacts<'_>,
     runtime_log: &[u8],
 ) -> anyhow::Result<()> {
     let Some(mut node) = ctx.api.node(id).await? else {
@@ -37,27 +68,32 @@ pub async fn collect(
         // node stays `done` (done is terminal).
         tracing::info!("collect: {id} was already done; writing the job's late result");
     }
-    let artifacts_dir = workdir.map(|w| w.join("artifacts"));
     let dest = format!(
         "{}-{}",
         node["name"].as_str().unwrap_or("job"),
         node["id"].as_str().unwrap_or_default()
     );
-    let mut artifacts = Map::new();
-    if let Some(dir) = &artifacts_dir {
-        let walk = dir.clone();
-        let files = tokio::task::spawn_blocking(move || list_files(&walk))
-            .await
-            .unwrap_or_default();
-        for (rel, path) in files {
-            match ctx.storage.upload(&path, &format!("{dest}/{rel}")).await {
-                Ok(url) => {
-                    artifacts.insert(artifact_key(&rel), url.into());
+    let (artifacts_dir, mut artifacts) = match source {
+        Artifacts::Local(dir) => {
+            let mut artifacts = Map::new();
+            if let Some(dir) = &dir {
+                let walk = dir.clone();
+                let files = tokio::task::spawn_blocking(move || list_files(&walk))
+                    .await
+                    .unwrap_or_default();
+                for (rel, path) in files {
+                    match ctx.storage.upload(&path, &format!("{dest}/{rel}")).await {
+                        Ok(url) => {
+                            artifacts.insert(artifact_key(&rel), url.into());
+                        }
+                        Err(e) => tracing::warn!("collect: {id}: {rel}: {e}"),
+                    }
                 }
-                Err(e) => tracing::warn!("collect: {id}: {rel}: {e}"),
             }
+            (dir, artifacts)
         }
-    }
+        Artifacts::Uploaded { urls, dir } => (Some(dir.to_path_buf()), urls),
+    };
     // The job's own output, always kept (the build log of a job that died before writing
     // one, or the runtime's view of a boot).
     if !runtime_log.is_empty() {

@@ -26,6 +26,10 @@ pub struct KcidbTarget {
     pub token: String,
     /// KCIDB origin of our objects (`maestro` upstream).
     pub origin: String,
+    /// The dashboard API base over the same KCIDB database (`<public url>/api` in
+    /// `kernelci up`), where the bisect role reads new regressions; `None`: no automatic
+    /// bisection.
+    pub dashboard_url: Option<String>,
 }
 
 /// The mapping configuration from the pipeline YAML.

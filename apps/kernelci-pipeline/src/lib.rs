@@ -14,11 +14,13 @@ pub mod client;
 pub mod collect;
 pub mod events;
 pub mod git;
+pub mod health;
 pub mod job_retry;
 pub mod kcidb_bridge;
 pub mod lava_callback;
 pub mod missing;
 pub mod patchset;
+pub mod remote_artifacts;
 pub mod scheduler;
 pub mod secrets;
 pub mod storage;
@@ -105,6 +107,11 @@ pub struct Settings {
     /// Who this scheduler is (`<host>:<work dir>`): recorded in `data.scheduler` of the
     /// jobs it runs locally, so that after a restart it finds its own lost jobs.
     pub instance: String,
+    /// The lab-health gate of runtimes with a `hold_back` policy.
+    pub health: Arc<health::HealthGate>,
+    /// The secret of per-job artifact upload tokens ([`remote_artifacts`]), set by the
+    /// pipeline API of this process.
+    pub artifact_key: remote_artifacts::ArtifactKey,
 }
 
 impl Settings {
@@ -128,6 +135,8 @@ impl Settings {
             patch_domains: vec!["patchwork.kernel.org".into(), "lore.kernel.org".into()],
             patchset_short_hash_len: 13,
             instance: format!("{}:{}", hostname(), work_dir_display),
+            health: Arc::new(health::HealthGate::default()),
+            artifact_key: remote_artifacts::ArtifactKey::default(),
         }
     }
 
@@ -188,6 +197,7 @@ pub async fn spawn_roles(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use events::EventStream;
     let has = |r: Role| roles.contains(&r);
+    let kcidb_for_bisect = kcidb.clone();
     let api = || ctx.api.clone();
     let tarball_events = match has(Role::Tarball) {
         true => Some(EventStream::opened(api(), "node", "tarball:node").await),
@@ -256,7 +266,10 @@ pub async fn spawn_roles(
     }
     if has(Role::Bisect) {
         let c = ctx.clone();
-        tasks.push(supervise("bisect", move || bisect::run(c.clone())));
+        let target = kcidb_for_bisect;
+        tasks.push(supervise("bisect", move || {
+            bisect::run(c.clone(), target.clone())
+        }));
     }
     tasks
 }

@@ -1,6 +1,8 @@
 //! The scheduler role (specs/pipeline.md §1.3): node events in, job nodes out, each job
-//! rendered from its template and submitted to a runtime; then, for runtimes whose jobs run
-//! here (shell), the job is watched and its results collected ([`crate::collect`]).
+//! rendered from its template and submitted to a runtime; then the job is watched and its
+//! results collected: from its job directory for local runtimes (shell, docker:
+//! [`crate::collect`]), from what it uploaded for runtimes without one (Kubernetes:
+//! [`crate::remote_artifacts`]). LAVA jobs call back instead.
 //!
 //! Idempotent by design (upstream's pain point §11.1-2):
 //! - every job node carries `data.schedule_key = <parent>/<job>/<runtime>/<platform>/<retry>`,
@@ -41,6 +43,8 @@ struct InFlight {
     kind: String,
     runtime: String,
     handle: JobHandle,
+    /// The job uploads its own artifacts ([`crate::remote_artifacts`]).
+    remote: bool,
 }
 
 /// The scheduler's runtimes and the jobs it watches.
@@ -205,6 +209,23 @@ impl Scheduler {
             Ok(node) => node,
             Err(why) => return Planned::Skipped(why),
         };
+        // A platform the lab keeps failing on (its runtime's `hold_back` policy).
+        let hold_back = cfg.runtimes.get(&plan.runtime).and_then(|r| {
+            kernelci_sched::health::HoldBack::from_fields(&r.name, &r.fields)
+                .map_err(|e| tracing::warn!("scheduler: {e}"))
+                .ok()
+                .flatten()
+        });
+        if let Some(policy) = hold_back
+            && let Some(why) = self
+                .ctx
+                .settings
+                .health
+                .held_back(&plan.runtime, &platform_name, &policy)
+                .await
+        {
+            return Planned::Skipped(format!("{job_name}: {why}"));
+        }
         if let Some(priority) = tree_priority(&self.ctx, input) {
             node["data"]["tree_priority"] = priority.into();
         }
@@ -336,15 +357,27 @@ impl Scheduler {
                 }
             };
         let timeout = job_timeout(&self.ctx, job);
+        let mut env = vec![
+            ("KCI_NODE_ID".into(), id.clone()),
+            ("KCI_API_URL".into(), self.ctx.settings.public_api_url()),
+        ];
+        // A job out of the scheduler's sight uploads its artifacts itself.
+        let remote = crate::remote_artifacts::uploads_itself(runtime.lab_type());
+        if remote {
+            match crate::remote_artifacts::job_env(&self.ctx, &id, timeout) {
+                Some(vars) => env.extend(vars),
+                None => tracing::warn!(
+                    "scheduler: {id}: no pipeline API secret in this process: the job cannot \
+                     upload its artifacts (only its exit code and logs will count)"
+                ),
+            }
+        }
         let submission = JobSubmission {
             node_id: id.clone(),
             job_name: job_name.to_string(),
             definition,
             timeout,
-            env: vec![
-                ("KCI_NODE_ID".into(), id.clone()),
-                ("KCI_API_URL".into(), self.ctx.settings.public_api_url()),
-            ],
+            env,
             image: job.image.clone(),
         };
         let rt = runtime.clone();
@@ -375,7 +408,7 @@ impl Scheduler {
                 handle.job_id
             );
         }
-        if runtime.workdir(&handle).is_some()
+        if (remote || runtime.workdir(&handle).is_some())
             && let Ok(mut v) = self.in_flight.lock()
         {
             v.push(InFlight {
@@ -383,6 +416,7 @@ impl Scheduler {
                 kind: node["kind"].as_str().unwrap_or("job").to_string(),
                 runtime: runtime.name().to_string(),
                 handle,
+                remote,
             });
         }
         crate::telemetry::emit(
@@ -428,12 +462,15 @@ impl Scheduler {
     /// timeout. A docker job's container outlives the scheduler: while the engine still has
     /// it (running or ended), it is watched again and collected as usual (its run time limit
     /// is then only the node's timeout); only a job whose container is gone is failed like a
-    /// shell job. An engine that does not answer leaves the node to the timeout role.
+    /// shell job. An engine that does not answer leaves the node to the timeout role. Jobs
+    /// that upload their own artifacts (Kubernetes) are followed again like docker ones.
     async fn recover_lost_jobs(&self) {
         for (name, rt) in self.runtimes.iter() {
-            let docker = match rt.lab_type() {
+            let remote = crate::remote_artifacts::uploads_itself(rt.lab_type());
+            let follow = match rt.lab_type() {
                 "shell" => false,
                 "docker" => true,
+                _ if remote => true,
                 _ => continue,
             };
             let Ok(nodes) = self
@@ -452,7 +489,7 @@ impl Scheduler {
                 if node["data"]["job_id"].is_null() {
                     continue;
                 }
-                if docker {
+                if follow {
                     let handle = JobHandle {
                         runtime: name.clone(),
                         job_id: match &node["data"]["job_id"] {
@@ -469,7 +506,7 @@ impl Scheduler {
                         Ok(Ok(_)) => {
                             let node_id = node["id"].as_str().unwrap_or_default().to_string();
                             tracing::info!(
-                                "scheduler: {node_id}: container {} still known to the engine; watching it again",
+                                "scheduler: {node_id}: job {} still known to the runtime; watching it again",
                                 handle.job_id
                             );
                             if let Ok(mut v) = self.in_flight.lock() {
@@ -478,6 +515,7 @@ impl Scheduler {
                                     kind: node["kind"].as_str().unwrap_or("job").to_string(),
                                     runtime: name.clone(),
                                     handle,
+                                    remote,
                                 });
                             }
                             continue;
@@ -540,16 +578,16 @@ impl Scheduler {
                         .await
                         .unwrap_or_default()
                 };
-                if let Err(e) = crate::collect::collect(
-                    &self.ctx,
-                    &job.node_id,
-                    &job.kind,
-                    &status,
-                    workdir.as_deref(),
-                    &log,
-                )
-                .await
-                {
+                let collected = if job.remote {
+                    let ctx = &self.ctx;
+                    crate::remote_artifacts::collect(ctx, &job.node_id, &job.kind, &status, &log)
+                        .await
+                } else {
+                    let dir = workdir.as_deref();
+                    crate::collect::collect(&self.ctx, &job.node_id, &job.kind, &status, dir, &log)
+                        .await
+                };
+                if let Err(e) = collected {
                     tracing::error!("scheduler: collecting {}: {e:#}", job.node_id);
                 }
                 // Deleting a kernel build directory takes seconds: not on the way of the

@@ -236,7 +236,8 @@ impl ArtifactStore for KernelciStorage {
 pub struct Configured {
     /// The backend.
     pub store: std::sync::Arc<dyn ArtifactStore>,
-    /// Public base URL of the stored files (ends with `/`).
+    /// Public base URL of the stored files (ends with `/`; an object store's `prefix`
+    /// included): a stored `dest` is at `base_url + dest`.
     pub base_url: String,
 }
 
@@ -260,7 +261,9 @@ pub fn from_config(
             &entry.fields,
             settings,
         )?;
-        let base_url = st.base_url().to_string();
+        // Where uploaded names are found: the prefix included, so that URLs rebuilt from
+        // a name (remote artifacts, templates) point at the object.
+        let base_url = st.public_root();
         return Ok(Configured {
             store: std::sync::Arc::new(st),
             base_url,

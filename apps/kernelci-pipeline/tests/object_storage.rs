@@ -140,7 +140,8 @@ async fn small_and_multipart_uploads_come_back_from_their_public_url() {
         GOOD_KEYS,
     )
     .unwrap();
-    assert_eq!(st.base_url, format!("{url}/{bucket}/"));
+    // The prefix is part of where names are found: a stored `dest` is at base_url + dest.
+    assert_eq!(st.base_url, format!("{url}/{bucket}/kci/staging/"));
     let http = reqwest::Client::new();
 
     let small = dir.path().join("log.txt");

@@ -81,8 +81,13 @@ pub trait Store: Send + Sync + 'static {
     async fn find_nodes(&self, filter: &NodeFilter, page: Page) -> Result<Vec<Node>>;
     /// How many nodes match.
     async fn count_nodes(&self, filter: &NodeFilter) -> Result<i64>;
-    /// Delete nodes created before `before`, except checkouts; returns how many.
-    async fn purge_nodes(&self, before: Timestamp) -> Result<u64>;
+    /// Delete at most `limit` nodes created before `before` that have no child left,
+    /// oldest first, in one short transaction; returns how many. Checkouts are kept (the
+    /// trigger's per-commit dedup reads them). Repeated, it removes old trees leaves first,
+    /// so no kept node ever loses its parent.
+    async fn purge_nodes(&self, before: Timestamp, limit: i64) -> Result<u64>;
+    /// How many nodes repeated [`Store::purge_nodes`] calls would remove (dry run).
+    async fn count_purgeable_nodes(&self, before: Timestamp) -> Result<u64>;
 
     // --- events ---
     /// Store a published event (not tied to a node change).
@@ -100,8 +105,12 @@ pub trait Store: Send + Sync + 'static {
     async fn last_event_seq(&self) -> Result<i64>;
     /// Event history query (`GET /events`).
     async fn query_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>>;
-    /// Delete events older than `before`.
-    async fn purge_events(&self, before: Timestamp) -> Result<u64>;
+    /// Delete at most `limit` events older than `before`, oldest first, in one short
+    /// transaction; returns how many. Events after the lowest subscription cursor are kept,
+    /// so a live subscriber never misses one.
+    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64>;
+    /// How many events repeated [`Store::purge_events`] calls would remove (dry run).
+    async fn count_purgeable_events(&self, before: Timestamp) -> Result<u64>;
 
     // --- subscriptions ---
     /// Create a subscription; with a `subscriber_id`, resume that subscriber's cursor.
@@ -168,8 +177,11 @@ pub trait Store: Send + Sync + 'static {
     async fn find_telemetry(&self, query: &TelemetryQuery) -> Result<(Vec<TelemetryEvent>, i64)>;
     /// Every matching telemetry event, oldest first (input of the in-memory aggregations).
     async fn scan_telemetry(&self, filter: &TelemetryFilter) -> Result<Vec<TelemetryEvent>>;
-    /// Delete telemetry events with `ts` before `before`; returns how many.
-    async fn purge_telemetry(&self, before: Timestamp) -> Result<u64>;
+    /// Delete at most `limit` telemetry events with `ts` before `before`, oldest first, in
+    /// one short transaction; returns how many.
+    async fn purge_telemetry(&self, before: Timestamp, limit: i64) -> Result<u64>;
+    /// How many telemetry events repeated [`Store::purge_telemetry`] calls would remove.
+    async fn count_purgeable_telemetry(&self, before: Timestamp) -> Result<u64>;
 
     // --- settings ---
     /// Read a setting.

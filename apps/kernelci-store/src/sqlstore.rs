@@ -25,6 +25,9 @@ use crate::{
 const NOTIFY_CHANNEL: &str = "kernelci_events";
 /// Advisory lock serializing event writers so sequence ids are visible in commit order.
 const EVENT_LOCK: i64 = 0x6b63_6965_7674;
+/// The purge condition keeping every event after the lowest subscription cursor (events at
+/// or below every cursor were delivered to everyone listening).
+const EVENTS_BEHIND_CURSORS: &str = "seq <= COALESCE((SELECT MIN(cursor) FROM subscriptions), seq)";
 /// Advisory lock serializing migrations across processes.
 const MIGRATION_LOCK: i64 = 0x6b63_696d_6967;
 
@@ -377,6 +380,30 @@ macro_rules! sql_store {
                 q(adapt(Self::DIALECT, s))
             }
 
+            /// One purge batch: `statement` (integer binds) in its own short write
+            /// transaction, behind the write gate like every other writer.
+            async fn purge_batch(&self, statement: &str, binds: &[i64]) -> Result<u64> {
+                let _gate = self.gate().await;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut query = sqlx::query(self.sql(statement));
+                for b in binds {
+                    query = query.bind(*b);
+                }
+                let done = query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            /// A `COUNT(*)` query with integer binds.
+            async fn count_rows(&self, statement: &str, binds: &[i64]) -> Result<u64> {
+                let mut query = sqlx::query_scalar::<_, i64>(self.sql(statement));
+                for b in binds {
+                    query = query.bind(*b);
+                }
+                let n = query.fetch_one(&self.pool).await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
             async fn migrate(&self) -> Result<()> {
                 sqlx::query(
                     "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -657,14 +684,33 @@ macro_rules! sql_store {
                 Ok(bind_all!(sqlx::query_scalar(q(sql)), args.values).fetch_one(&self.pool).await?)
             }
 
-            async fn purge_nodes(&self, before: Timestamp) -> Result<u64> {
-                let done = sqlx::query(
-                    self.sql("DELETE FROM nodes WHERE created < ? AND kind <> 'checkout'"),
+            async fn purge_nodes(&self, before: Timestamp, limit: i64) -> Result<u64> {
+                // Leaves first: a node goes only once no child is left, so a young test
+                // keeps its old ancestors and nothing is ever orphaned.
+                self.purge_batch(
+                    "DELETE FROM nodes WHERE seq IN (SELECT n.seq FROM nodes n \
+                     WHERE n.created < ? AND n.kind <> 'checkout' \
+                     AND NOT EXISTS (SELECT 1 FROM nodes c WHERE c.parent = n.id) \
+                     ORDER BY n.created, n.seq LIMIT ?)",
+                    &[time::to_micros(&before), limit],
                 )
-                .bind(time::to_micros(&before))
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected())
+                .await
+            }
+
+            async fn count_purgeable_nodes(&self, before: Timestamp) -> Result<u64> {
+                // Every old non-checkout node except the ancestors of a node that stays.
+                let cutoff = time::to_micros(&before);
+                self.count_rows(
+                    "WITH RECURSIVE pinned(id) AS (\
+                     SELECT parent FROM nodes WHERE parent IS NOT NULL \
+                     AND (created >= ? OR kind = 'checkout') \
+                     UNION SELECT n.parent FROM nodes n JOIN pinned p ON n.id = p.id \
+                     WHERE n.parent IS NOT NULL) \
+                     SELECT COUNT(*) FROM nodes WHERE created < ? AND kind <> 'checkout' \
+                     AND id NOT IN (SELECT id FROM pinned)",
+                    &[cutoff, cutoff],
+                )
+                .await
             }
 
             async fn publish(&self, event: &EventDraft) -> Result<StoredEvent> {
@@ -725,12 +771,25 @@ macro_rules! sql_store {
                 rows.iter().map(Self::event_from_row).collect()
             }
 
-            async fn purge_events(&self, before: Timestamp) -> Result<u64> {
-                let done = sqlx::query(self.sql("DELETE FROM events WHERE ts < ?"))
-                    .bind(time::to_micros(&before))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+            async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64> {
+                self.purge_batch(
+                    &format!(
+                        "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
+                         WHERE ts < ? AND {EVENTS_BEHIND_CURSORS} ORDER BY seq LIMIT ?)"
+                    ),
+                    &[time::to_micros(&before), limit],
+                )
+                .await
+            }
+
+            async fn count_purgeable_events(&self, before: Timestamp) -> Result<u64> {
+                self.count_rows(
+                    &format!(
+                        "SELECT COUNT(*) FROM events WHERE ts < ? AND {EVENTS_BEHIND_CURSORS}"
+                    ),
+                    &[time::to_micros(&before)],
+                )
+                .await
             }
 
             async fn subscribe(&self, req: &SubscribeRequest) -> Result<Subscription> {
@@ -1070,12 +1129,21 @@ macro_rules! sql_store {
                 self.telemetry_rows(filter, None).await
             }
 
-            async fn purge_telemetry(&self, before: Timestamp) -> Result<u64> {
-                let done = sqlx::query(self.sql("DELETE FROM telemetry WHERE ts < ?"))
-                    .bind(time::to_micros(&before))
-                    .execute(&self.pool)
-                    .await?;
-                Ok(done.rows_affected())
+            async fn purge_telemetry(&self, before: Timestamp, limit: i64) -> Result<u64> {
+                self.purge_batch(
+                    "DELETE FROM telemetry WHERE seq IN (SELECT seq FROM telemetry \
+                     WHERE ts < ? ORDER BY ts, seq LIMIT ?)",
+                    &[time::to_micros(&before), limit],
+                )
+                .await
+            }
+
+            async fn count_purgeable_telemetry(&self, before: Timestamp) -> Result<u64> {
+                self.count_rows(
+                    "SELECT COUNT(*) FROM telemetry WHERE ts < ?",
+                    &[time::to_micros(&before)],
+                )
+                .await
             }
 
             async fn meta_get(&self, key: &str) -> Result<Option<String>> {

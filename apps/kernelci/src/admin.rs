@@ -1,5 +1,5 @@
 //! `kernelci admin ...`: create users and print tokens, against the same database the
-//! server uses; back up and restore that database.
+//! server uses; back up and restore that database; import an upstream deployment.
 
 use crate::backup;
 use anyhow::{Context, Result, bail};
@@ -41,6 +41,16 @@ pub enum AdminCommand {
     /// --database-url, refusing if it has any table in schema public. Row counts are then
     /// checked against backup.json. Files (artifacts, spool, tokens) are not restored.
     Restore(backup::RestoreArgs),
+    /// Run one retention round now, with the same --retain-* settings as the server:
+    /// nodes, events, telemetry, KCIDB spool files and regression results older than their
+    /// age, in batches. Prints what was removed per kind.
+    Purge(crate::purge::PurgeArgs),
+    /// Import nodes, users (with their password hashes) and groups from `mongoexport`
+    /// files of an upstream Maestro database, ids kept. Idempotent and resumable.
+    ImportMaestro(crate::import::maestro::ImportMaestroArgs),
+    /// Import an upstream KCIDB PostgreSQL database (--from-postgres) or KCIDB JSON files
+    /// into our KCIDB database, then compare counts (exit 1 on a mismatch). Idempotent.
+    ImportKcidb(crate::import::kcidb::ImportKcidbArgs),
 }
 
 /// `admin user ...`.
@@ -72,6 +82,7 @@ pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
     match &cmd {
         AdminCommand::Backup(args) => return backup::backup(&opts, args).await,
         AdminCommand::Restore(args) => return backup::restore(&opts, args).await,
+        AdminCommand::Purge(args) => return crate::purge::run(&opts, args).await,
         _ => {}
     }
     let store = opts.open().await?;
@@ -107,7 +118,9 @@ pub async fn run(opts: StoreOptions, cmd: AdminCommand) -> Result<()> {
             println!("{}", keys.issue_access(&user.id, Some(ttl)));
             Ok(())
         }
-        AdminCommand::Backup(_) | AdminCommand::Restore(_) => Ok(()),
+        AdminCommand::ImportMaestro(args) => crate::import::maestro::run(&*store, args).await,
+        AdminCommand::ImportKcidb(args) => crate::import::kcidb::run(&opts, &*store, args).await,
+        AdminCommand::Backup(_) | AdminCommand::Restore(_) | AdminCommand::Purge(_) => Ok(()),
     }
 }
 

@@ -125,6 +125,8 @@ pub struct ServeArgs {
     pub kcidb: KcidbArgs,
     #[command(flatten)]
     pub net: crate::listen::ListenArgs,
+    #[command(flatten)]
+    pub retention: crate::purge::RetentionArgs,
 }
 
 /// The KCIDB router's limits: the submission size is checked by the role itself
@@ -228,7 +230,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         role.db.backend(),
         role.state.spool().dir().display()
     );
+    let purge =
+        crate::purge::spawn_kcidb(&args.retention, role.state.spool().clone(), role.db.clone());
     bound.serve(app, crate::serve::shutdown_signal()).await?;
+    purge.abort();
     role.ingester.abort();
     drop(role);
     eprintln!("kernelci kcidb serve: stopped");

@@ -4,10 +4,12 @@
 
 mod admin;
 mod backup;
+mod import;
 mod kcidb;
 mod listen;
 mod options;
 mod pipeline;
+mod purge;
 mod serve;
 
 use clap::{Parser, Subcommand};

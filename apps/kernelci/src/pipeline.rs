@@ -40,6 +40,10 @@ pub struct PipelineArgs {
     /// Seconds between timeout/holdoff/closing passes.
     #[arg(long, env = "KERNELCI_TIMEOUT_POLL", default_value_t = 60)]
     pub timeout_poll: u64,
+    /// Seconds the scheduler keeps the dashboard's lab-health figures before reading them
+    /// again (runtimes with a `hold_back` policy).
+    #[arg(long, env = "KERNELCI_HEALTH_REFRESH", default_value_t = 60)]
+    pub health_refresh: u64,
     /// Default time limit of a job, in minutes (a job's `params.job_timeout` wins).
     #[arg(long, env = "KERNELCI_JOB_TIMEOUT", default_value_t = 60)]
     pub job_timeout: u64,
@@ -285,6 +289,18 @@ fn settings(args: &PipelineArgs, work_dir: PathBuf, public_url: &str) -> Setting
     s
 }
 
+/// The scheduler's lab-health gate over the dashboard API at `dashboard_url`.
+fn health_gate(
+    args: &PipelineArgs,
+    dashboard_url: Option<String>,
+) -> Arc<kernelci_pipeline::health::HealthGate> {
+    Arc::new(kernelci_pipeline::health::HealthGate::new(
+        dashboard_url,
+        "maestro",
+        Duration::from_secs(args.health_refresh.max(1)),
+    ))
+}
+
 /// Where artifacts go: the `--storage-config` entry, `--storage-api`, or the local
 /// directory `kernelci up` serves at `/storage` (then `served_locally`).
 struct StorageChoice {
@@ -401,6 +417,7 @@ pub async fn prepare(
     if let Some(base) = &storage.base_url {
         settings.storage_base_url = base.trim_end_matches('/').to_string();
     }
+    settings.health = health_gate(args, kcidb.as_ref().and_then(|k| k.dashboard_url.clone()));
     let served_locally = storage.served_locally;
     let api = ApiClient::new(&settings.public_api_url(), &token);
     let ctx = Ctx {
@@ -468,6 +485,11 @@ pub struct RunArgs {
     /// KCIDB token for the kcidb role.
     #[arg(long, env = "KCIDB_TOKEN", hide_env_values = true)]
     pub kcidb_token: Option<String>,
+    /// The dashboard API over the same KCIDB (e.g. http://host:8001/api): where the bisect
+    /// role finds new regressions of trees with `bisect:` (and needs --kcidb-url to attach
+    /// its results).
+    #[arg(long, env = "KERNELCI_DASHBOARD_URL")]
+    pub dashboard_url: Option<String>,
     /// Also serve the pipeline REST API here (`ADDR:PORT`, under `/pipeline` as in
     /// `kernelci up`): the LAVA callback `/pipeline/node/{id}` and, with
     /// --pipeline-secret, `/pipeline/api/checkout|jobretry|patchset` (upstream's separate
@@ -586,6 +608,7 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
             if let Some(base) = &storage.base_url {
                 settings.storage_base_url = base.trim_end_matches('/').to_string();
             }
+            settings.health = health_gate(&r.pipeline, r.dashboard_url.clone());
             let ctx = Ctx {
                 api: ApiClient::new(&r.api_url, &r.api_token),
                 config: config.clone(),
@@ -604,6 +627,7 @@ pub async fn run(command: PipelineCommand) -> Result<()> {
                     submit_url: u,
                     token: t,
                     origin: "maestro".into(),
+                    dashboard_url: r.dashboard_url.clone(),
                 }),
                 _ => None,
             };

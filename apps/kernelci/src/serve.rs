@@ -37,6 +37,8 @@ pub struct ServeArgs {
     pub max_body_api: u64,
     #[command(flatten)]
     pub net: ListenArgs,
+    #[command(flatten)]
+    pub retention: crate::purge::RetentionArgs,
 }
 
 /// Options of `kernelci up`: the serving options and the KCIDB role's.
@@ -106,6 +108,7 @@ pub async fn run(
     let config = ApiConfig {
         keep_alive: std::time::Duration::from_secs(args.keep_alive),
         public_base_url: args.public_base_url.clone(),
+        retention: args.retention.maestro(),
         ..ApiConfig::default()
     };
     let mailer = Arc::new(FileMailer::new(args.store.data_dir.join("mail")));
@@ -154,6 +157,7 @@ pub async fn run(
                     submit_url: format!("{public_url}/kcidb/submit"),
                     token: role.maestro_token.clone(),
                     origin: "maestro".into(),
+                    dashboard_url: Some(format!("{public_url}/api")),
                 });
             crate::pipeline::prepare(p, &*store, &keys, &args.store.data_dir, &public_url, target)
                 .await?
@@ -181,6 +185,9 @@ pub async fn run(
         }
     };
     let housekeeping = tokio::spawn(kernelci_api::housekeeping(state.clone()));
+    let kcidb_purge = kcidb.as_ref().map(|role| {
+        crate::purge::spawn_kcidb(&args.retention, role.state.spool().clone(), role.db.clone())
+    });
     // The roles call the API over HTTP: start them once the server answers.
     let pipeline_tasks = match pipeline_start {
         Some(start) => tokio::spawn(start),
@@ -217,6 +224,9 @@ pub async fn run(
     };
     bound.serve(app, shutdown).await?;
     housekeeping.abort();
+    if let Some(task) = kcidb_purge {
+        task.abort();
+    }
     // Plain subscriptions' cursors are written behind: write the last ones before exiting.
     state.cursors.flush(&*state.store).await;
     if let Some(role) = kcidb {

@@ -268,6 +268,65 @@ async fn bisection_finds_the_planted_culprit_and_verifies_it() {
         assert_eq!(c["parent"].as_str(), Some(id.as_str()));
     }
 
+    // `kci bisect show` prints it (exit 0: a culprit); a node that is no bisection: 2.
+    let kci = common::bin().with_file_name("kci");
+    if kci.exists() {
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let settings = home.join("kci.toml");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(&kci)
+                .args(args)
+                .env("HOME", &home)
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let s = settings.to_str().unwrap();
+        let (code, _, err) = run(&[
+            "config",
+            "--file-path",
+            s,
+            "--url",
+            &p.base,
+            "--token",
+            &p.token,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(&["--settings", s, "bisect", "show", &id]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(&format!("culprit: {culprit} change 5")),
+            "{out}"
+        );
+        assert!(out.contains("reproduce: kci checkout"), "{out}");
+        let (code, _, err) = run(&["--settings", s, "bisect", "show", &boot_id]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("not a bisection"), "{err}");
+        let (code, _, err) = run(&[
+            "--settings",
+            s,
+            "bisect",
+            "start",
+            "--node",
+            &boot_id,
+            "--good",
+            "xyz",
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("not a commit id"), "{err}");
+    } else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "kci not found next to kernelci"
+        );
+        eprintln!("skipping the kci part: kci not built (cargo build -p kci)");
+    }
+
     // KCIDB has the head's checkout but none of the bisection's.
     let kcidb_url = if pg {
         db.url.clone()
@@ -301,4 +360,156 @@ async fn bisection_finds_the_planted_culprit_and_verifies_it() {
             "bisection checkout {c} reached KCIDB"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_regression_of_an_opted_in_tree_is_bisected_and_the_culprit_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, cfg) = common::fake_tree::setup(dir.path());
+    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
+    std::fs::write(dir.path().join("fake-qemu"), QEMU).unwrap();
+    git(
+        &tree,
+        &["commit", "-q", "-am", "fake kbuild that can panic"],
+    );
+    let mut commits = Vec::new();
+    for i in 1..=6 {
+        std::fs::write(tree.join(format!("file{i}")), format!("{i}\n")).unwrap();
+        if i == 4 {
+            std::fs::write(tree.join("PANIC"), "boot panics from here on\n").unwrap();
+        }
+        git(&tree, &["add", "-A"]);
+        git(&tree, &["commit", "-q", "-m", &format!("change {i}")]);
+        commits.push(rev(&tree, "HEAD"));
+    }
+    // Opt the tree in: one run per commit.
+    let yaml = std::fs::read_to_string(&cfg).unwrap();
+    let url_line = format!("    url: \"{}\"\n", tree.display());
+    assert!(yaml.contains(&url_line), "{yaml}");
+    std::fs::write(
+        &cfg,
+        yaml.replace(&url_line, &format!("{url_line}    bisect: {{repeat: 1}}\n")),
+    )
+    .unwrap();
+
+    let db = TestDb::new().await;
+    let data = dir.path().join("data");
+    let mut extra = vec![
+        "--config",
+        cfg.to_str().unwrap(),
+        "--trees",
+        "!fake",
+        "--holdoff",
+        "1",
+        "--timeout-poll",
+        "1",
+        "--kcidb-triage-interval",
+        "0",
+        "--job-retries",
+        "0",
+        "--kcidb-sweep",
+        "1",
+        "--regress-interval",
+        "1",
+    ];
+    let pg = db.url.starts_with("postgres");
+    if pg {
+        extra.extend(["--database-url", db.url.as_str()]);
+    }
+    let server = common::start("up", &data, &extra, &[]);
+    let p = Pipeline {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+        token: common::pipeline_token(&data, pg.then_some(db.url.as_str())),
+    };
+    let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
+    // A passing checkout (change 2), then a failing one (change 6): a regression.
+    for (commit, want) in [(&commits[1], "pass"), (&commits[5], "fail")] {
+        let (code, body) = p
+            .post(
+                "checkout",
+                &json!({"url": tree.to_str().unwrap(), "branch": "master",
+                    "commit": commit, "jobfilter": jobs}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let t0 = Instant::now();
+        let boot = loop {
+            let found = p
+                .nodes(&format!(
+                    "name=baseline-x86_64&data.kernel_revision.commit={commit}"
+                ))
+                .await;
+            if let Some(b) = found.into_iter().find(|n| n["state"] == "done") {
+                break b;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "{commit} never booted"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        assert_eq!(boot["result"], want, "{boot}");
+    }
+
+    // The tracker opens the regression, the bisect role bisects it on its own, and the
+    // culprit shows on the regression.
+    let t0 = Instant::now();
+    let regression = loop {
+        let list: Value = p
+            .http
+            .get(format!("{}/api/regressions/?state=all", p.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == "boot" && !r["bisection"].is_null())
+            .cloned();
+        if let Some(r) = done {
+            break r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no bisected regression: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(regression["first_fail"]["commit"], commits[5].as_str());
+    assert_eq!(regression["last_pass"]["commit"], commits[1].as_str());
+    let b = &regression["bisection"];
+    assert_eq!(b["culprit"], commits[3].as_str(), "{regression}");
+    assert_eq!(b["parent"], commits[2].as_str(), "{regression}");
+    assert_eq!(b["subject"], "change 4");
+    assert!(
+        b["reproduce"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--commit {}", commits[3])),
+        "{b}"
+    );
+    // The regressions page names the culprit.
+    let page = p
+        .http
+        .get(format!("{}/regressions?state=all", p.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&commits[3][..12]), "{page}");
+    // One bisection per regression, however often the role looked.
+    let bisections = p.nodes("name=bisection").await;
+    let for_this: Vec<&Value> = bisections
+        .iter()
+        .filter(|n| n["data"]["bisection"]["regression"] == regression["id"])
+        .collect();
+    assert_eq!(for_this.len(), 1, "{bisections:?}");
+    assert_eq!(for_this[0]["result"], "pass");
 }

@@ -149,6 +149,10 @@ pub struct Regression {
     pub opened: String,
     /// When the tracker last changed it.
     pub updated: String,
+    /// The bisection of this regression, once one named a culprit: the `misc.bisection`
+    /// of a KCIDB issue linked to the first failing result (the pipeline's bisect role
+    /// files it), e.g. `{culprit, parent, subject, reproduce, node}`.
+    pub bisection: Option<serde_json::Value>,
 }
 
 /// A checkout a regression refers to.
@@ -1084,10 +1088,45 @@ pub async fn list(db: &KcidbDb, filter: &RegressionFilter) -> Result<Vec<Regress
         filter.limit.max(1)
     ));
     let rows = fetch_all!(db, sql, ListRow);
-    Ok(rows
+    let mut out: Vec<Regression> = rows
         .into_iter()
         .filter_map(ListRow::into_regression)
-        .collect())
+        .collect();
+    let objects: Vec<String> = out.iter().map(|r| r.first_fail.object_id.clone()).collect();
+    let found = bisections(db, &objects).await?;
+    for r in &mut out {
+        r.bisection = found.get(&r.first_fail.object_id).cloned();
+    }
+    Ok(out)
+}
+
+/// `misc.bisection` of the issues linked to these results by present incidents, by result.
+async fn bisections(
+    db: &KcidbDb,
+    objects: &[String],
+) -> Result<HashMap<String, serde_json::Value>, QueryError> {
+    let mut out = HashMap::new();
+    for chunk in objects.chunks(250) {
+        let mut sql = Sql::new(db);
+        sql.push(
+            "SELECT COALESCE(i.test_id, i.build_id), CAST(s.misc AS TEXT) FROM incidents i \
+             JOIN issues s ON s.id = i.issue_id AND s.version = i.issue_version \
+             WHERE i.test_id IN ",
+        )
+        .list(chunk)
+        .push(" OR i.build_id IN ")
+        .list(chunk);
+        for (object, misc) in fetch_all!(db, sql, (Option<String>, Option<String>)) {
+            let bisection = misc
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+                .and_then(|m| m.get("bisection").cloned());
+            if let (Some(object), Some(b)) = (object, bisection) {
+                out.insert(object, b);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One row of [`list`]'s query (sqlx decodes tuples of at most 16 columns, so the row is
@@ -1213,6 +1252,7 @@ impl ListRow {
             }),
             opened: self.opened,
             updated: self.updated,
+            bisection: None,
         })
     }
 }
@@ -1377,4 +1417,36 @@ pub async fn classes(
         }
     }
     Ok(out)
+}
+
+/// Retention: deletes at most `limit` `regress_results` rows whose checkout is older than
+/// `before`, oldest first, in one statement (its own short transaction); returns how many.
+/// With `dry_run`, deletes nothing and returns how many rows are that old. Rows without a
+/// checkout time, regressions and identities stay.
+pub async fn purge(
+    db: &KcidbDb,
+    before: &chrono::DateTime<chrono::Utc>,
+    limit: u32,
+    dry_run: bool,
+) -> Result<u64, QueryError> {
+    let before = before.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let mut sql = Sql::new(db);
+    if dry_run {
+        sql.push(
+            "SELECT COUNT(*) FROM regress_results WHERE checkout_time <> '' AND checkout_time < ",
+        )
+        .text(&before);
+        let rows = fetch_all!(db, sql, (i64,));
+        return Ok(rows.first().map_or(0, |r| u64::try_from(r.0).unwrap_or(0)));
+    }
+    sql.push(
+        "DELETE FROM regress_results WHERE (identity, object_id) IN \
+         (SELECT identity, object_id FROM regress_results \
+         WHERE checkout_time <> '' AND checkout_time < ",
+    )
+    .text(&before)
+    .push(" ORDER BY checkout_time LIMIT ")
+    .bind(Bind::Int(i64::from(limit)))
+    .push(")");
+    Ok(exec(db, &sql).await?)
 }

@@ -1,11 +1,14 @@
 //! The kubernetes runtime: each job is a Kubernetes `batch/v1` Job (feature `kubernetes`).
 //!
 //! **What a job must do here.** The Job's pod runs on a cluster node, not on the scheduler's
-//! host, so [`Runtime::workdir`] is `None` and the scheduler collects no `artifacts/`: a job
-//! on this runtime must report itself to the API (upload its artifacts and set its node's
-//! result), as upstream's Python jobs do. Our bash templates (`templates/shell/*.jinja2`)
-//! upload nothing today, so they are not useful on this runtime as they are; only the exit
-//! code (and the logs) come back through [`Runtime::status`] and [`Runtime::logs`].
+//! host, so [`Runtime::workdir`] is `None` and the scheduler cannot read its `artifacts/`:
+//! the job uploads them itself. The scheduler puts `KCI_ARTIFACTS_URL` and
+//! `KCI_ARTIFACTS_TOKEN` in the submission's `env` (a per-node token of the pipeline API);
+//! our bash templates (`templates/shell/*.jinja2`, used as `shell/kbuild.jinja2` etc.) then
+//! `PUT` every file of `artifacts/` there when they end, and `artifacts.json` last, from
+//! which the scheduler collects the node as for a local job. The pod only needs network
+//! access to the instance's public URL. Without a manifest, only the exit code and the logs
+//! count ([`Runtime::status`], [`Runtime::logs`]).
 //!
 //! The Job (built with the typed `k8s_openapi` structs, so it is always a valid manifest):
 //! named `kci-<node id>-<job name>` (lowercased, `[a-z0-9-]`, at most 63 characters; a long

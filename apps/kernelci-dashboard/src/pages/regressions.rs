@@ -70,7 +70,23 @@ fn row(r: &Regression) -> Vec<String> {
         commit_link(i, &r.first_fail.commit),
         commit_link(i, &r.last_pass.commit),
         result_link(i.kind, &r.last_fail.object_id, &r.last_fail.object_id),
+        bisection_cell(r.bisection.as_ref()),
     ]
+}
+
+/// The culprit a bisection found (its subject and the reproduce command on hover), or
+/// nothing.
+fn bisection_cell(b: Option<&serde_json::Value>) -> String {
+    let Some(b) = b else {
+        return String::new();
+    };
+    let text = |k: &str| b[k].as_str().unwrap_or_default();
+    format!(
+        "<span title=\"{}\"><code>{}</code> {}</span>",
+        esc(text("reproduce")),
+        esc(&text("culprit").chars().take(12).collect::<String>()),
+        esc(text("subject"))
+    )
 }
 
 /// `/regressions?state=open|fixed|flaky|all&origin=&tree_name=&git_branch=&limit=`.
@@ -137,6 +153,7 @@ pub async fn regressions(State(db): State<KcidbDb>, RawQuery(raw): RawQuery) -> 
                 "First failing commit",
                 "Last pass commit",
                 "Latest failure",
+                "Bisected to",
             ],
             &rows
         ),

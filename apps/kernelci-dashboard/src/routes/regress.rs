@@ -86,6 +86,7 @@ pub fn regression_json(r: &Regression) -> Value {
                                                   "commit": f.commit})),
         "opened": r.opened,
         "updated": r.updated,
+        "bisection": r.bisection,
     })
 }
 

@@ -345,6 +345,12 @@ impl ObjectStorage {
         &self.base_url
     }
 
+    /// The public URL an uploaded `dest` is found under: [`ObjectStorage::base_url`] and
+    /// the prefix (`<base><prefix>` + `dest`).
+    pub fn public_root(&self) -> String {
+        format!("{}{}", self.base_url, self.prefix)
+    }
+
     /// The multipart part size in bytes (files larger than one part are sent in parts).
     pub fn part_size(&self) -> usize {
         self.part_size
