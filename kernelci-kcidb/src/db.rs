@@ -580,8 +580,11 @@ fn upsert_unnest_sql(t: &Table) -> String {
     let (names, conflict) = upsert_names_and_conflict(t);
     let mut arrays = vec!["CAST($1 AS TEXT[])".to_string()];
     let mut aliases = vec!["d".to_string()];
+    // clock_timestamp(), not the transaction's start time: rows are written under the
+    // load lock, so their `_timestamp`s follow commit order and a reader's cursor on them
+    // never skips a batch that began earlier but committed later (the regression tracker).
     let mut values = vec![
-        "CURRENT_TIMESTAMP".to_string(),
+        "clock_timestamp()".to_string(),
         "CAST(u.d AS JSONB)".to_string(),
     ];
     for (i, col) in t.cols.iter().enumerate() {

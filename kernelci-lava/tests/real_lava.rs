@@ -68,6 +68,9 @@ fn server() -> Option<(String, String)> {
 }
 
 /// Polls `job(id)` every second until `Finished`, for at most `limit`.
+/// How long a job may wait for the lab's only device (other tests' jobs queue on it too).
+const DEVICE_WAIT: Duration = Duration::from_secs(300);
+
 fn wait_finished(client: &LavaClient, id: i64, limit: Duration) -> JobInfo {
     let start = Instant::now();
     loop {
@@ -106,7 +109,8 @@ fn real_lava() {
     );
     let id = client.submit(&definition.yaml).unwrap();
     let started = Instant::now();
-    let info = wait_finished(&client, id, Duration::from_secs(90));
+    // The lab has one device: another test's job may hold it for a while first.
+    let info = wait_finished(&client, id, DEVICE_WAIT);
     println!(
         "real_lava: job {id} {} / {} in {:.1?}",
         info.state,
@@ -139,7 +143,7 @@ fn real_lava() {
     // A second one, cancelled right away.
     let second = client.submit(&definition.yaml).unwrap();
     client.cancel(second).unwrap();
-    let info = wait_finished(&client, second, Duration::from_secs(90));
+    let info = wait_finished(&client, second, DEVICE_WAIT);
     println!(
         "real_lava: job {second} (cancelled) {} / {}",
         info.state, info.health
@@ -216,8 +220,7 @@ fn runtime_part(url: &str, token: &str, finished_job: i64) {
 
     let submitted = runtime.submit(&job).unwrap();
     runtime.cancel(&submitted).unwrap();
-    let status =
-        kernelci_lava::runtime::wait(&runtime, &submitted, Duration::from_secs(90)).unwrap();
+    let status = kernelci_lava::runtime::wait(&runtime, &submitted, DEVICE_WAIT).unwrap();
     assert!(
         matches!(
             status,

@@ -19,6 +19,7 @@ mod output;
 mod results;
 mod submit;
 mod submit_build;
+mod subscriptions;
 mod trigger;
 mod validate;
 mod watch;
@@ -95,6 +96,9 @@ enum Command {
     Admin(extras::AdminCommand),
     /// Dashboard results: trees, summaries, builds, boots, tests, issues, hardware.
     Results(Box<results::Command>),
+    /// Notification subscriptions of the KCIDB role (e-mail, webhooks; admin token).
+    #[command(subcommand)]
+    Subscriptions(subscriptions::Command),
 }
 
 /// `kci submit FILE...` or `kci submit build ...`.
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Open(args) => extras::open(&args, &global),
         Command::Admin(cmd) => extras::admin(&cmd, &global),
         Command::Results(cmd) => results::run(&cmd, &global),
+        Command::Subscriptions(cmd) => subscriptions::run(&cmd, &global),
     };
     match outcome {
         Ok(code) => code,

@@ -2,7 +2,9 @@
 //! and the ingester into SQLite or PostgreSQL (§2, §4).
 //!
 //! Routes ([`kcidb_router`]): `GET /` (a short page), `POST /submit`, `GET /status?id=`,
-//! `GET /authtest` (JWT), `GET /health`, `GET /metrics` (no auth). Every JSON reply has
+//! `GET /authtest` (JWT), `GET /health`, `GET /metrics` (no auth), and the notification
+//! subscriptions `GET`/`POST /subscriptions`, `DELETE /subscriptions/{id}` (admin token;
+//! see [`notify`]). Every JSON reply has
 //! upstream's fields first, `{"id", "status", "message"}`, then ours; errors have
 //! `"id": "0", "status": "error"`. Unlike upstream (which sends `text/plain`), replies are
 //! `application/json`.
@@ -32,6 +34,7 @@ pub mod auth;
 pub use kernelci_kcidb::db;
 pub mod ingest;
 pub mod logfetch;
+pub mod notify;
 pub mod regress;
 pub mod spool;
 pub mod triage;
@@ -47,7 +50,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http_body_util::BodyExt;
 use kernelci_kcidb::stream::{AnyObject, StreamError, StreamOptions};
 use serde_json::{Map, Value, json};
@@ -115,6 +118,8 @@ struct Inner {
     started: Instant,
     wake: Notify,
     stream: StreamOptions,
+    /// The database, for the subscription routes ([`KcidbState::enable_subscriptions`]).
+    db: std::sync::OnceLock<KcidbDb>,
 }
 
 /// The state shared by the handlers and the ingester.
@@ -145,6 +150,7 @@ impl KcidbState {
                 started: Instant::now(),
                 wake: Notify::new(),
                 stream,
+                db: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -157,6 +163,19 @@ impl KcidbState {
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Serves the notification subscriptions (`/subscriptions`) from `db`, creating their
+    /// tables if missing; until then those routes answer 503.
+    pub async fn enable_subscriptions(&self, db: KcidbDb) -> Result<(), DbError> {
+        notify::store::migrate(&db).await.map_err(DbError::Sql)?;
+        let _ = self.inner.db.set(db);
+        Ok(())
+    }
+
+    /// The database the subscription routes use, once enabled.
+    pub fn db(&self) -> Option<&KcidbDb> {
+        self.inner.db.get()
     }
 
     /// Starts the ingester task into `db`.
@@ -184,6 +203,11 @@ pub fn kcidb_router(state: KcidbState, unprefixed: bool) -> Router {
         .route("/authtest", get(authtest))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route(
+            "/subscriptions",
+            get(notify::api::list).post(notify::api::create),
+        )
+        .route("/subscriptions/{id}", delete(notify::api::remove))
         // /submit streams and limits its body itself.
         .layer(DefaultBodyLimit::disable())
         .with_state(state);

@@ -1,6 +1,7 @@
-//! Artifacts of jobs that run where the scheduler cannot read their files (runtimes whose
-//! [`Runtime::workdir`](kernelci_sched::runtime::Runtime::workdir) is `None`, such as
-//! Kubernetes): the job uploads them itself, the scheduler collects them from storage.
+//! Artifacts of jobs that run where the scheduler cannot read their files (the
+//! `kubernetes` runtime, whose [`Runtime::workdir`](kernelci_sched::runtime::Runtime::workdir)
+//! is `None`: [`uploads_itself`]): the job uploads them itself, the scheduler collects them
+//! from storage.
 //!
 //! Contract:
 //! - **Job side.** At submission such a job gets `KCI_ARTIFACTS_URL`
@@ -80,11 +81,11 @@ impl std::fmt::Debug for ArtifactKey {
     }
 }
 
-/// Whether jobs of a runtime of `lab_type` upload their own artifacts: every runtime but the
-/// local ones (`shell`, `docker`: the scheduler reads their job directory) and LAVA (which
-/// calls back).
+/// Whether jobs of a runtime of `lab_type` upload their own artifacts: `kubernetes` (its
+/// pods run out of the scheduler's sight). The local runtimes (`shell`, `docker`) and any
+/// other with a job directory are collected from it, and LAVA calls back.
 pub fn uploads_itself(lab_type: &str) -> bool {
-    !matches!(lab_type, "shell" | "docker" | "lava")
+    lab_type == "kubernetes"
 }
 
 /// A per-job upload token for `node_id`, valid `valid` from now.
@@ -411,6 +412,9 @@ mod tests {
         assert!(!uploads_itself("docker"));
         assert!(!uploads_itself("lava"));
         assert!(uploads_itself("kubernetes"));
+        // A runtime of ours with a job directory (examples/custom_runtime.rs) is collected
+        // from it.
+        assert!(!uploads_itself("thread"));
     }
 
     #[test]

@@ -62,6 +62,31 @@ pub struct KcidbArgs {
     /// rules; see the README's "Regressions" section).
     #[arg(long, env = "KERNELCI_REGRESS_CONFIG")]
     pub regress_config: Option<PathBuf>,
+    /// Seconds between notifier rounds (reports of settled checkouts to the subscriptions:
+    /// e-mail, webhooks); 0 disables notifications.
+    #[arg(long, env = "KERNELCI_NOTIFY_INTERVAL", default_value_t = 60)]
+    pub notify_interval: u64,
+    /// Seconds a checkout's results must stay unchanged before it is reported.
+    #[arg(long, env = "KERNELCI_NOTIFY_SETTLE", default_value_t = 600)]
+    pub notify_settle: u64,
+    /// The dashboard's base URL for the links in reports (default: no links).
+    #[arg(long, env = "KERNELCI_NOTIFY_BASE_URL")]
+    pub notify_base_url: Option<String>,
+    /// Send report e-mail through this SMTP server: smtp://user:pass@host:587?tls=required
+    /// (STARTTLS), smtps://user:pass@host:465, or smtp://host:25 (plain).
+    #[arg(long, env = "KERNELCI_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of report e-mail.
+    #[arg(
+        long,
+        env = "KERNELCI_NOTIFY_FROM",
+        default_value = "KernelCI <kernelci@localhost>"
+    )]
+    pub notify_from: String,
+    /// Write report e-mail as .eml files into this directory instead of sending it
+    /// (default without --smtp-url: DATA_DIR/mail).
+    #[arg(long, env = "KERNELCI_NOTIFY_MAIL_DIR")]
+    pub notify_mail_dir: Option<PathBuf>,
 }
 
 /// `kernelci kcidb ...`.
@@ -252,13 +277,18 @@ pub struct Role {
     pub triage: Option<tokio::task::JoinHandle<()>>,
     /// The regression tracker task, unless disabled (aborted when the role is dropped).
     pub regress: Option<tokio::task::JoinHandle<()>>,
+    /// The notifier task, unless disabled (aborted when the role is dropped).
+    pub notify: Option<tokio::task::JoinHandle<()>>,
     /// A token for origin `maestro`, used by the in-process pipeline's KCIDB bridge.
     pub maestro_token: String,
 }
 
 impl Drop for Role {
     fn drop(&mut self) {
-        for t in [&self.triage, &self.regress].into_iter().flatten() {
+        for t in [&self.triage, &self.regress, &self.notify]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }
@@ -320,14 +350,56 @@ pub async fn start(args: &KcidbArgs, data_dir: &Path, database_url: Option<&str>
             std::time::Duration::from_secs(args.regress_interval),
         )
     });
+    state
+        .enable_subscriptions(db.clone())
+        .await
+        .context("cannot create the notification tables")?;
+    let notify = notifier(args, data_dir, &db).await?;
     Ok(Role {
         state,
         db,
         ingester,
         triage,
         regress,
+        notify,
         maestro_token,
     })
+}
+
+/// Starts the notifier unless `--notify-interval 0`.
+async fn notifier(
+    args: &KcidbArgs,
+    data_dir: &Path,
+    db: &KcidbDb,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    use kernelci_kcidb_server::notify::{MailSink, Notifier, NotifyConfig, parse_from};
+    let from = parse_from(&args.notify_from)?;
+    let mail = match (&args.smtp_url, &args.notify_mail_dir) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("--smtp-url and --notify-mail-dir: give one of them, not both")
+        }
+        (Some(url), None) => MailSink::smtp(url)?,
+        (None, dir) => MailSink::Dir(dir.clone().unwrap_or_else(|| data_dir.join("mail"))),
+    };
+    if let Some(base) = &args.notify_base_url {
+        let url = url::Url::parse(base)
+            .with_context(|| format!("--notify-base-url {base:?} is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            anyhow::bail!("--notify-base-url {base:?} must be an http or https URL");
+        }
+    }
+    if args.notify_interval == 0 {
+        return Ok(None);
+    }
+    let mut config = NotifyConfig::new(mail, from);
+    config.interval = std::time::Duration::from_secs(args.notify_interval);
+    config.settle = std::time::Duration::from_secs(args.notify_settle);
+    config.base_url = args.notify_base_url.clone();
+    config.after_tracker = args.regress_interval > 0;
+    let notifier = Notifier::new(db.clone(), config)
+        .await
+        .context("cannot start the notifier")?;
+    Ok(Some(notifier.spawn()))
 }
 
 /// The token secret: the configured one (an empty one is refused: disabling authentication

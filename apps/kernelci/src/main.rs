@@ -4,6 +4,7 @@
 
 mod admin;
 mod backup;
+mod images;
 mod import;
 mod kcidb;
 mod listen;
@@ -51,10 +52,21 @@ enum Command {
         #[command(subcommand)]
         command: kcidb::KcidbCommand,
     },
+    /// Build environments: `images list` the definitions and what the engine has, `images
+    /// build NAME` a kbuild image from Debian packages (debootstrap, docker import).
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        // Synchronous, with its own exit codes (2 bad name, 3 engine unreachable).
+        Command::Images { command } => return images::run(command),
+        command => Cli { command },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KERNELCI_LOG")
@@ -88,6 +100,8 @@ fn main() -> std::process::ExitCode {
             Command::Pipeline { command } => pipeline::run(command).await,
             Command::Kcidb { command } => kcidb::run(command).await,
             Command::Admin { store, command } => admin::run(store, command).await,
+            // Run before the async runtime starts (above).
+            Command::Images { .. } => Ok(()),
         }
     });
     match result {

@@ -118,7 +118,11 @@ pub async fn run(
         roles == Roles::MaestroOnly,
     ));
     let kcidb = match kcidb {
-        Some(k) => {
+        Some(mut k) => {
+            // Notification links point at this instance unless told otherwise.
+            if k.notify_base_url.is_none() {
+                k.notify_base_url.clone_from(&args.public_base_url);
+            }
             let role =
                 crate::kcidb::start(&k, &args.store.data_dir, args.store.database_url.as_deref())
                     .await?;

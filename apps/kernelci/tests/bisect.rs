@@ -58,6 +58,34 @@ fn rev(tree: &Path, what: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// The fake tree whose kernel panics from commit `panic_from` (1-based) of `n` commits on
+/// top of the base; (tree, config, base commit, the n commits).
+fn panicking_tree(
+    dir: &Path,
+    n: usize,
+    panic_from: usize,
+) -> (std::path::PathBuf, std::path::PathBuf, String, Vec<String>) {
+    let (tree, cfg) = common::fake_tree::setup(dir);
+    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
+    std::fs::write(dir.join("fake-qemu"), QEMU).unwrap();
+    git(
+        &tree,
+        &["commit", "-q", "-am", "fake kbuild that can panic"],
+    );
+    let base = rev(&tree, "HEAD");
+    let mut commits = Vec::new();
+    for i in 1..=n {
+        std::fs::write(tree.join(format!("file{i}")), format!("{i}\n")).unwrap();
+        if i == panic_from {
+            std::fs::write(tree.join("PANIC"), "boot panics from here on\n").unwrap();
+        }
+        git(&tree, &["add", "-A"]);
+        git(&tree, &["commit", "-q", "-m", &format!("change {i}")]);
+        commits.push(rev(&tree, "HEAD"));
+    }
+    (tree, cfg, base, commits)
+}
+
 struct Pipeline {
     http: reqwest::Client,
     base: String,
@@ -122,54 +150,23 @@ impl Pipeline {
 #[tokio::test(flavor = "multi_thread")]
 async fn bisection_finds_the_planted_culprit_and_verifies_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (tree, cfg) = common::fake_tree::setup(dir.path());
-    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
-    std::fs::write(dir.path().join("fake-qemu"), QEMU).unwrap();
-    git(
-        &tree,
-        &["commit", "-q", "-am", "fake kbuild that can panic"],
-    );
-    let good = rev(&tree, "HEAD");
     // Eight commits; the fifth plants the panic.
-    let mut commits = Vec::new();
-    for i in 1..=8 {
-        std::fs::write(tree.join(format!("file{i}")), format!("{i}\n")).unwrap();
-        if i == 5 {
-            std::fs::write(tree.join("PANIC"), "boot panics from here on\n").unwrap();
-        }
-        git(&tree, &["add", "-A"]);
-        git(&tree, &["commit", "-q", "-m", &format!("change {i}")]);
-        commits.push(rev(&tree, "HEAD"));
-    }
+    let (tree, cfg, good, commits) = panicking_tree(dir.path(), 8, 5);
     let culprit = commits[4].clone();
 
     let db = TestDb::new().await;
     let data = dir.path().join("data");
-    let mut extra = vec![
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trees",
-        "!fake",
-        "--holdoff",
-        "1",
-        "--timeout-poll",
-        "1",
-        "--kcidb-triage-interval",
-        "0",
-        "--job-retries",
-        "0",
-        "--kcidb-sweep",
-        "2",
-    ];
     let pg = db.url.starts_with("postgres");
-    if pg {
-        extra.extend(["--database-url", db.url.as_str()]);
-    }
-    let server = common::start("up", &data, &extra, &[]);
+    let (server, token) = common::start_fake_pipeline(
+        &cfg,
+        &data,
+        &db.url,
+        &["--job-retries", "0", "--kcidb-sweep", "2"],
+    );
     let p = Pipeline {
         http: reqwest::Client::new(),
         base: server.base.clone(),
-        token: common::pipeline_token(&data, pg.then_some(db.url.as_str())),
+        token,
     };
     let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
 
@@ -365,23 +362,7 @@ async fn bisection_finds_the_planted_culprit_and_verifies_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_regression_of_an_opted_in_tree_is_bisected_and_the_culprit_attached() {
     let dir = tempfile::tempdir().unwrap();
-    let (tree, cfg) = common::fake_tree::setup(dir.path());
-    std::fs::write(tree.join("Makefile"), MAKEFILE).unwrap();
-    std::fs::write(dir.path().join("fake-qemu"), QEMU).unwrap();
-    git(
-        &tree,
-        &["commit", "-q", "-am", "fake kbuild that can panic"],
-    );
-    let mut commits = Vec::new();
-    for i in 1..=6 {
-        std::fs::write(tree.join(format!("file{i}")), format!("{i}\n")).unwrap();
-        if i == 4 {
-            std::fs::write(tree.join("PANIC"), "boot panics from here on\n").unwrap();
-        }
-        git(&tree, &["add", "-A"]);
-        git(&tree, &["commit", "-q", "-m", &format!("change {i}")]);
-        commits.push(rev(&tree, "HEAD"));
-    }
+    let (tree, cfg, _, commits) = panicking_tree(dir.path(), 6, 4);
     // Opt the tree in: one run per commit.
     let yaml = std::fs::read_to_string(&cfg).unwrap();
     let url_line = format!("    url: \"{}\"\n", tree.display());
@@ -394,33 +375,23 @@ async fn a_new_regression_of_an_opted_in_tree_is_bisected_and_the_culprit_attach
 
     let db = TestDb::new().await;
     let data = dir.path().join("data");
-    let mut extra = vec![
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trees",
-        "!fake",
-        "--holdoff",
-        "1",
-        "--timeout-poll",
-        "1",
-        "--kcidb-triage-interval",
-        "0",
-        "--job-retries",
-        "0",
-        "--kcidb-sweep",
-        "1",
-        "--regress-interval",
-        "1",
-    ];
-    let pg = db.url.starts_with("postgres");
-    if pg {
-        extra.extend(["--database-url", db.url.as_str()]);
-    }
-    let server = common::start("up", &data, &extra, &[]);
+    let (server, token) = common::start_fake_pipeline(
+        &cfg,
+        &data,
+        &db.url,
+        &[
+            "--job-retries",
+            "0",
+            "--kcidb-sweep",
+            "1",
+            "--regress-interval",
+            "1",
+        ],
+    );
     let p = Pipeline {
         http: reqwest::Client::new(),
         base: server.base.clone(),
-        token: common::pipeline_token(&data, pg.then_some(db.url.as_str())),
+        token,
     };
     let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
     // A passing checkout (change 2), then a failing one (change 6): a regression.

@@ -75,33 +75,23 @@ async fn an_unhealthy_platform_is_held_back_and_its_jobs_reported_missing() {
 
     let db = TestDb::new().await;
     let data = dir.path().join("data");
-    let mut extra = vec![
-        "--config",
-        cfg.to_str().unwrap(),
-        "--trees",
-        "!fake",
-        "--holdoff",
-        "1",
-        "--timeout-poll",
-        "1",
-        "--kcidb-triage-interval",
-        "0",
-        "--job-retries",
-        "1",
-        "--kcidb-sweep",
-        "1",
-        "--regress-interval",
-        "1",
-        "--health-refresh",
-        "1",
-    ];
     let pg = db.url.starts_with("postgres");
-    if pg {
-        extra.extend(["--database-url", db.url.as_str()]);
-    }
-    let server = common::start("up", &data, &extra, &[]);
+    let (server, token) = common::start_fake_pipeline(
+        &cfg,
+        &data,
+        &db.url,
+        &[
+            "--job-retries",
+            "1",
+            "--kcidb-sweep",
+            "1",
+            "--regress-interval",
+            "1",
+            "--health-refresh",
+            "1",
+        ],
+    );
     let base = server.base.clone();
-    let token = common::pipeline_token(&data, pg.then_some(db.url.as_str()));
     let http = reqwest::Client::new();
     let checkout = |commit: String| {
         let (http, base, token, tree) = (http.clone(), base.clone(), token.clone(), tree.clone());

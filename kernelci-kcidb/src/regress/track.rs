@@ -4,8 +4,10 @@
 //! and `regressions` (the lifecycle).
 //!
 //! **Incremental.** A round reads only what changed since its cursor (the newest
-//! `_timestamp` it has seen), minus [`TrackerConfig::overlap`] because a batch that began
-//! earlier can commit later; it pages through with keyset order `(_timestamp, id)`:
+//! `_timestamp` it has seen), minus [`TrackerConfig::overlap`]; it pages through with
+//! keyset order `(_timestamp, id)`. The batch load stamps rows under its lock (SQLite's
+//! single writer, PostgreSQL's advisory lock with `clock_timestamp()`), so `_timestamp`s
+//! follow commit order and the overlap only has to cover clock steps. It reads
 //! tests and builds that changed, the builds and tests of checkouts and builds that
 //! changed (a result whose build or checkout arrives late), and the results of incidents
 //! that changed (their issue's culprit changes the class). A result already recorded with
@@ -87,7 +89,7 @@ impl Default for TrackerConfig {
             settings: LifecycleSettings::default(),
             classifier: Classifier::default(),
             page: 2_000,
-            overlap: Duration::from_secs(120),
+            overlap: Duration::from_secs(5),
         }
     }
 }
@@ -419,6 +421,32 @@ fn json_str(text: Option<&str>, key: &str) -> Option<String> {
     }
 }
 
+/// A result's failure class (empty when it did not fail) and lab (`misc.lab`, else
+/// `misc.runtime`), `misc` (JSON text) also giving the classifier its `error_code` and
+/// `error_msg`.
+fn class_and_lab(
+    cfg: &TrackerConfig,
+    input: ClassInput<'_>,
+    misc: Option<&str>,
+) -> (String, String) {
+    let misc: Option<Value> = misc.and_then(|m| serde_json::from_str(m).ok());
+    let field = |key: &str| match misc.as_ref()?.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let (error_code, error_msg) = (field("error_code"), field("error_msg"));
+    let class = cfg.classifier.classify(&ClassInput {
+        error_code: error_code.as_deref(),
+        error_msg: error_msg.as_deref(),
+        ..input
+    });
+    let lab = field("lab")
+        .or_else(|| field("runtime"))
+        .unwrap_or_default();
+    (class.map_or("", FailureClass::as_str).to_string(), lab)
+}
+
 fn status_of(text: Option<&str>) -> Option<Status> {
     Status::ALL.into_iter().find(|s| Some(s.as_str()) == text)
 }
@@ -478,22 +506,19 @@ async fn results_of(
                 (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
             let platform = json_str(env_misc.as_deref(), "platform").unwrap_or_default();
             let path = path.unwrap_or_default();
-            let status_v = status_of(status.as_deref());
-            let error_code = json_str(misc.as_deref(), "error_code");
-            let error_msg = json_str(misc.as_deref(), "error_msg");
-            let class = cfg.classifier.classify(&ClassInput {
-                kind: Some(ResultKind::Test),
-                status: status_v,
-                origin: &origin,
-                path: &path,
-                platform: &platform,
-                error_code: error_code.as_deref(),
-                error_msg: error_msg.as_deref(),
-                culprits: test_culprits.get(&id).cloned().unwrap_or_default(),
-            });
-            let lab = json_str(misc.as_deref(), "lab")
-                .or_else(|| json_str(misc.as_deref(), "runtime"))
-                .unwrap_or_default();
+            let (class, lab) = class_and_lab(
+                cfg,
+                ClassInput {
+                    kind: Some(ResultKind::Test),
+                    status: status_of(status.as_deref()),
+                    origin: &origin,
+                    path: &path,
+                    platform: &platform,
+                    culprits: test_culprits.get(&id).cloned().unwrap_or_default(),
+                    ..ClassInput::default()
+                },
+                misc.as_deref(),
+            );
             out.push(Recorded {
                 identity: Identity {
                     origin: origin.clone(),
@@ -512,7 +537,7 @@ async fn results_of(
                 commit: row.12.unwrap_or_default(),
                 checkout_time: row.13,
                 status: status.unwrap_or_default(),
-                class: class.map_or("", FailureClass::as_str).to_string(),
+                class,
                 lab,
             });
         }
@@ -530,22 +555,17 @@ async fn results_of(
         .list(chunk);
         for row in fetch_all!(db, sql, BuildCols) {
             let (id, origin, status, misc) = (row.0, row.1, row.2, row.3);
-            let status_v = status_of(status.as_deref());
-            let error_code = json_str(misc.as_deref(), "error_code");
-            let error_msg = json_str(misc.as_deref(), "error_msg");
-            let class = cfg.classifier.classify(&ClassInput {
-                kind: Some(ResultKind::Build),
-                status: status_v,
-                origin: &origin,
-                path: "",
-                platform: "",
-                error_code: error_code.as_deref(),
-                error_msg: error_msg.as_deref(),
-                culprits: build_culprits.get(&id).cloned().unwrap_or_default(),
-            });
-            let lab = json_str(misc.as_deref(), "lab")
-                .or_else(|| json_str(misc.as_deref(), "runtime"))
-                .unwrap_or_default();
+            let (class, lab) = class_and_lab(
+                cfg,
+                ClassInput {
+                    kind: Some(ResultKind::Build),
+                    status: status_of(status.as_deref()),
+                    origin: &origin,
+                    culprits: build_culprits.get(&id).cloned().unwrap_or_default(),
+                    ..ClassInput::default()
+                },
+                misc.as_deref(),
+            );
             out.push(Recorded {
                 identity: Identity {
                     origin: origin.clone(),
@@ -564,7 +584,7 @@ async fn results_of(
                 commit: row.11.unwrap_or_default(),
                 checkout_time: row.12,
                 status: status.unwrap_or_default(),
-                class: class.map_or("", FailureClass::as_str).to_string(),
+                class,
                 lab,
             });
         }
@@ -632,86 +652,95 @@ async fn process(
     }
     // Dirty first, so that a crash between here and the evaluation leaves a trace.
     let now = now_text();
-    for (key, identity) in &touched {
-        mark_dirty(db, key, identity, &now).await?;
-    }
-    for (key, r) in &writes {
+    let touched: Vec<(String, Identity)> = touched.into_iter().collect();
+    mark_dirty(db, &touched, &now).await?;
+    write_results(db, &writes).await?;
+    report.recorded += writes.len();
+    let keys: Vec<String> = touched.into_iter().map(|(k, _)| k).collect();
+    evaluate_many(db, cfg, &keys, report).await
+}
+
+/// Rows per multi-row statement (SQLite allows 32,766 parameters; 16 per row at most).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Marks identities dirty, creating their rows (one statement per 500).
+async fn mark_dirty(
+    db: &KcidbDb,
+    identities: &[(String, Identity)],
+    now: &str,
+) -> Result<(), QueryError> {
+    for chunk in identities.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(db);
         sql.push(
-            "INSERT INTO regress_results (identity, object_id, checkout_id, git_commit_hash, \
-             checkout_time, status, class, origin, lab, platform) VALUES (",
-        )
-        .text(key)
-        .push(", ")
-        .text(&r.object_id)
-        .push(", ")
-        .text(&r.checkout_id)
-        .push(", ")
-        .text(&r.commit)
-        .push(", ")
-        .text(&r.checkout_time)
-        .push(", ")
-        .text(&r.status)
-        .push(", ")
-        .text(&r.class)
-        .push(", ")
-        .text(&r.identity.origin)
-        .push(", ")
-        .text(&r.lab)
-        .push(", ")
-        .text(&r.identity.platform)
-        .push(
-            ") ON CONFLICT (identity, object_id) DO UPDATE SET checkout_id = excluded.checkout_id, \
-             git_commit_hash = excluded.git_commit_hash, checkout_time = excluded.checkout_time, \
-             status = excluded.status, class = excluded.class, lab = excluded.lab",
+            "INSERT INTO regress_identities (identity, origin, tree_name, git_repository_url, \
+             git_repository_branch, kind, path, config_name, architecture, compiler, platform, \
+             flips, flaky, last_outcome, dirty, updated) VALUES ",
         );
+        for (i, (key, identity)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" }).text(key);
+            for v in [
+                &identity.origin,
+                &identity.tree_name,
+                &identity.git_repository_url,
+                &identity.git_repository_branch,
+                identity.kind.as_str(),
+                &identity.path,
+                &identity.config_name,
+                &identity.architecture,
+                &identity.compiler,
+                &identity.platform,
+            ] {
+                sql.push(", ").text(v);
+            }
+            sql.push(&format!(
+                ", 0, {f}, '', {t}, ",
+                f = boolean(db, false),
+                t = boolean(db, true)
+            ))
+            .text(now)
+            .push(")");
+        }
+        sql.push(&format!(
+            " ON CONFLICT (identity) DO UPDATE SET dirty = {}",
+            boolean(db, true)
+        ));
         exec(db, &sql).await?;
-        report.recorded += 1;
-    }
-    for key in touched.keys() {
-        evaluate_identity(db, cfg, key, report).await?;
     }
     Ok(())
 }
 
-async fn mark_dirty(
-    db: &KcidbDb,
-    key: &str,
-    identity: &Identity,
-    now: &str,
-) -> Result<(), QueryError> {
-    let mut sql = Sql::new(db);
-    sql.push(
-        "INSERT INTO regress_identities (identity, origin, tree_name, git_repository_url, \
-         git_repository_branch, kind, path, config_name, architecture, compiler, platform, \
-         flips, flaky, last_outcome, dirty, updated) VALUES (",
-    )
-    .text(key);
-    for v in [
-        &identity.origin,
-        &identity.tree_name,
-        &identity.git_repository_url,
-        &identity.git_repository_branch,
-        identity.kind.as_str(),
-        &identity.path,
-        &identity.config_name,
-        &identity.architecture,
-        &identity.compiler,
-        &identity.platform,
-    ] {
-        sql.push(", ").text(v);
+/// Records results (one statement per 500).
+async fn write_results(db: &KcidbDb, writes: &[(String, Recorded)]) -> Result<(), QueryError> {
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(db);
+        sql.push(
+            "INSERT INTO regress_results (identity, object_id, checkout_id, git_commit_hash, \
+             checkout_time, status, class, origin, lab, platform) VALUES ",
+        );
+        for (i, (key, r)) in chunk.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" }).text(key);
+            for v in [
+                &r.object_id,
+                &r.checkout_id,
+                &r.commit,
+                &r.checkout_time,
+                &r.status,
+                &r.class,
+                &r.identity.origin,
+                &r.lab,
+                &r.identity.platform,
+            ] {
+                sql.push(", ").text(v);
+            }
+            sql.push(")");
+        }
+        sql.push(
+            " ON CONFLICT (identity, object_id) DO UPDATE SET checkout_id = excluded.checkout_id, \
+             git_commit_hash = excluded.git_commit_hash, checkout_time = excluded.checkout_time, \
+             status = excluded.status, class = excluded.class, lab = excluded.lab",
+        );
+        exec(db, &sql).await?;
     }
-    sql.push(&format!(
-        ", 0, {f}, '', {t}, ",
-        f = boolean(db, false),
-        t = boolean(db, true)
-    ))
-    .text(now)
-    .push(&format!(
-        ") ON CONFLICT (identity) DO UPDATE SET dirty = {}",
-        boolean(db, true)
-    ));
-    exec(db, &sql).await?;
     Ok(())
 }
 
@@ -727,29 +756,108 @@ async fn evaluate_dirty(
             boolean(db, true),
             cfg.page
         ));
-        let keys = fetch_all!(db, sql, (String,));
+        let keys: Vec<String> = fetch_all!(db, sql, (String,))
+            .into_iter()
+            .map(|k| k.0)
+            .collect();
         if keys.is_empty() {
             return Ok(());
         }
-        for (key,) in keys {
-            evaluate_identity(db, cfg, &key, report).await?;
-        }
+        evaluate_many(db, cfg, &keys, report).await?;
     }
+}
+
+/// Identities evaluated per batch of reads.
+const EVALUATE_CHUNK: usize = 200;
+
+/// What an identity's row holds before its evaluation: (flips, flaky, last outcome).
+type CurrentIdentity = (i64, bool, String);
+
+/// Evaluates identities in batches: their windows, open regressions and current rows are
+/// read with one query each per batch; an identity's row is rewritten only when its
+/// values change, and the batch's dirty marks are cleared together.
+async fn evaluate_many(
+    db: &KcidbDb,
+    cfg: &TrackerConfig,
+    keys: &[String],
+    report: &mut TrackReport,
+) -> Result<(), QueryError> {
+    for chunk in keys.chunks(EVALUATE_CHUNK) {
+        let mut windows = windows_of(db, chunk, cfg.settings.window).await?;
+        let mut open: HashMap<String, RegressionCols> = HashMap::new();
+        let mut sql = Sql::new(db);
+        sql.push(
+            "SELECT id, state, first_fail_time, last_fail_time, first_fail_checkout, \
+             last_fail_checkout, class, fail_count, identity FROM regressions \
+             WHERE state <> 'fixed' AND identity IN ",
+        )
+        .list(chunk);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+        );
+        for r in fetch_all!(db, sql, Row) {
+            open.insert(r.8.clone(), (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7));
+        }
+        let mut current: HashMap<String, CurrentIdentity> = HashMap::new();
+        let mut sql = Sql::new(db);
+        sql.push("SELECT identity, flips, flaky, last_outcome FROM regress_identities WHERE identity IN ")
+            .list(chunk);
+        for (key, flips, flaky, last) in fetch_all!(db, sql, (String, i64, bool, String)) {
+            current.insert(key, (flips, flaky, last));
+        }
+        let now = now_text();
+        for key in chunk {
+            let window = windows.remove(key).unwrap_or_default();
+            let input = Evaluation {
+                key,
+                window: &window,
+                open: open.get(key),
+                current: current.get(key),
+                now: &now,
+            };
+            evaluate_identity(db, cfg, &input, report).await?;
+        }
+        let mut sql = Sql::new(db);
+        sql.push(&format!(
+            "UPDATE regress_identities SET dirty = {} WHERE identity IN ",
+            boolean(db, false)
+        ))
+        .list(chunk);
+        exec(db, &sql).await?;
+    }
+    Ok(())
+}
+
+/// One identity's evaluation inputs.
+struct Evaluation<'a> {
+    key: &'a str,
+    window: &'a [CheckoutOutcome],
+    open: Option<&'a RegressionCols>,
+    current: Option<&'a CurrentIdentity>,
+    now: &'a str,
 }
 
 type RegressionCols = (String, String, String, String, String, String, String, i64);
 
-/// Re-evaluates one identity over its window and writes the outcome.
+/// Re-evaluates one identity over its window and writes what changed (its regression,
+/// its row; the caller clears its dirty mark).
 async fn evaluate_identity(
     db: &KcidbDb,
     cfg: &TrackerConfig,
-    key: &str,
+    e: &Evaluation<'_>,
     report: &mut TrackReport,
 ) -> Result<(), QueryError> {
     report.evaluated += 1;
-    let window = window_of(db, key, cfg.settings.window).await?;
-    let verdict = lifecycle::evaluate(&window, &cfg.settings);
-    let now = now_text();
+    let (key, window, now) = (e.key, e.window, e.now);
+    let verdict = lifecycle::evaluate(window, &cfg.settings);
     let last_outcome = verdict
         .latest
         .map(|i| match window[i].outcome {
@@ -761,21 +869,13 @@ async fn evaluate_identity(
         .unwrap_or("");
     // The open regression of this identity, if any: (id, state, first_fail_time,
     // last_fail_time, ...).
-    let mut sql = Sql::new(db);
-    sql.push(
-        "SELECT id, state, first_fail_time, last_fail_time, first_fail_checkout, \
-         last_fail_checkout, class, fail_count FROM regressions WHERE identity = ",
-    )
-    .text(key)
-    .push(" AND state <> 'fixed'");
-    let open: Option<RegressionCols> = fetch_all!(db, sql, RegressionCols).into_iter().next();
-
+    let was_flaky = e.current.is_some_and(|c| c.1);
     let latest = verdict.latest.map(|i| &window[i]);
-    match (&open, latest.map(|c| c.outcome)) {
+    match (e.open, latest.map(|c| c.outcome)) {
         (Some(o), _) if verdict.flaky => {
             let flaky = RegressionState::Flaky;
             if o.1 != flaky.as_str() {
-                set_state(db, &o.0, flaky, &now).await?;
+                set_state(db, &o.0, flaky, now).await?;
                 report.became_flaky += 1;
             }
         }
@@ -805,7 +905,7 @@ async fn evaluate_identity(
                     .push(", last_fail_time = ")
                     .text(&time)
                     .push(", updated = ")
-                    .text(&now)
+                    .text(now)
                     .push(" WHERE id = ")
                     .text(&o.0)
                     .push(" AND (state <> ")
@@ -820,7 +920,7 @@ async fn evaluate_identity(
         }
         (Some(o), Some(Outcome::Pass)) => {
             // Fixed on the first pass after its newest failure.
-            if let Some(i) = lifecycle::first_pass_after(&window, &o.3) {
+            if let Some(i) = lifecycle::first_pass_after(window, &o.3) {
                 let fixed = &window[i];
                 let mut sql = Sql::new(db);
                 sql.push("UPDATE regressions SET state = 'fixed', fixed_checkout = ")
@@ -828,7 +928,7 @@ async fn evaluate_identity(
                     .push(", fixed_commit = ")
                     .text(&fixed.commit)
                     .push(", updated = ")
-                    .text(&now)
+                    .text(now)
                     .push(" WHERE id = ")
                     .text(&o.0);
                 exec(db, &sql).await?;
@@ -836,11 +936,12 @@ async fn evaluate_identity(
             }
         }
         (None, _) if verdict.flaky => {
-            // A regression fixed within the window was this flakiness, not a regression.
-            if let Some(oldest) = window.first() {
+            // A regression fixed within the window was this flakiness, not a regression
+            // (looked at when the identity becomes flaky).
+            if let Some(oldest) = window.first().filter(|_| !was_flaky) {
                 let mut sql = Sql::new(db);
                 sql.push("UPDATE regressions SET state = 'flaky', updated = ")
-                    .text(&now)
+                    .text(now)
                     .push(" WHERE identity = ")
                     .text(key)
                     .push(" AND state = 'fixed' AND first_fail_time >= ")
@@ -851,27 +952,32 @@ async fn evaluate_identity(
         }
         (None, _) => {
             if let Some(f) = verdict.failing {
-                open_regression(db, key, &window, &f, &now).await?;
+                open_regression(db, key, window, &f, now).await?;
                 report.opened += 1;
             }
         }
         _ => {}
     }
 
-    let mut sql = Sql::new(db);
-    sql.push("UPDATE regress_identities SET flips = ")
-        .bind(Bind::Int(i64::try_from(verdict.flips).unwrap_or(i64::MAX)))
-        .push(&format!(
-            ", flaky = {}, dirty = {}, last_outcome = ",
-            boolean(db, verdict.flaky),
-            boolean(db, false)
-        ))
-        .text(last_outcome)
-        .push(", updated = ")
-        .text(&now)
-        .push(" WHERE identity = ")
-        .text(key);
-    exec(db, &sql).await?;
+    let flips = i64::try_from(verdict.flips).unwrap_or(i64::MAX);
+    let unchanged = e
+        .current
+        .is_some_and(|c| c.0 == flips && c.1 == verdict.flaky && c.2 == last_outcome);
+    if !unchanged {
+        let mut sql = Sql::new(db);
+        sql.push("UPDATE regress_identities SET flips = ")
+            .bind(Bind::Int(flips))
+            .push(&format!(
+                ", flaky = {}, last_outcome = ",
+                boolean(db, verdict.flaky)
+            ))
+            .text(last_outcome)
+            .push(", updated = ")
+            .text(now)
+            .push(" WHERE identity = ")
+            .text(key);
+        exec(db, &sql).await?;
+    }
     Ok(())
 }
 
@@ -968,30 +1074,50 @@ async fn open_regression(
     Ok(())
 }
 
-/// The identity's newest `window` checkouts, oldest first, each folded into one outcome.
-async fn window_of(
+/// Each identity's newest `window` checkouts, oldest first, each folded into one outcome
+/// (at most `8 * window` results per identity are read).
+async fn windows_of(
     db: &KcidbDb,
-    key: &str,
+    keys: &[String],
     window: usize,
-) -> Result<Vec<CheckoutOutcome>, QueryError> {
+) -> Result<HashMap<String, Vec<CheckoutOutcome>>, QueryError> {
     let mut sql = Sql::new(db);
     let limit = window.max(1).saturating_mul(8);
     let order = format!(
-        " ORDER BY {} DESC, {} DESC, {} LIMIT {limit}",
+        "{} DESC, {} DESC, {}",
         sql.bytes_order("checkout_time"),
         sql.bytes_order("checkout_id"),
         sql.bytes_order("object_id")
     );
-    sql.push(
-        "SELECT checkout_id, git_commit_hash, checkout_time, object_id, status, class \
-         FROM regress_results WHERE identity = ",
-    )
-    .text(key)
-    .push(&order);
-    let rows = fetch_all!(db, sql, (String, String, String, String, String, String));
-    // Newest first; group consecutive rows of one checkout.
+    sql.push(&format!(
+        "SELECT identity, checkout_id, git_commit_hash, checkout_time, object_id, status, class \
+         FROM (SELECT identity, checkout_id, git_commit_hash, checkout_time, object_id, status, \
+         class, ROW_NUMBER() OVER (PARTITION BY identity ORDER BY {order}) AS rn \
+         FROM regress_results WHERE identity IN "
+    ))
+    .list(keys)
+    .push(&format!(
+        ") w WHERE rn <= {limit} ORDER BY identity, {order}"
+    ));
+    type Row = (String, String, String, String, String, String, String);
+    let mut by_key: HashMap<String, Vec<Row>> = HashMap::new();
+    for row in fetch_all!(db, sql, Row) {
+        by_key.entry(row.0.clone()).or_default().push(row);
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(k, rows)| (k, fold_window(rows, window)))
+        .collect())
+}
+
+/// One identity's results, newest first, grouped per checkout into at most `window`
+/// outcomes, returned oldest first.
+fn fold_window(
+    rows: Vec<(String, String, String, String, String, String, String)>,
+    window: usize,
+) -> Vec<CheckoutOutcome> {
     let mut groups: Vec<(CheckoutOutcome, Vec<(ResultVerdict, String)>)> = Vec::new();
-    for (checkout, commit, time, object, status, class) in rows {
+    for (_, checkout, commit, time, object, status, class) in rows {
         let verdict = match (status.as_str(), FailureClass::parse(&class)) {
             ("PASS", _) => ResultVerdict::Pass,
             ("FAIL" | "ERROR", Some(c)) => ResultVerdict::Fail(c),
@@ -1031,7 +1157,7 @@ async fn window_of(
         })
         .collect();
     out.reverse();
-    Ok(out)
+    out
 }
 
 /// Which regressions [`list`] returns.

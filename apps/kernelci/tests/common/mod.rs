@@ -118,3 +118,34 @@ pub fn pipeline_token(data_dir: &Path, database_url: Option<&str>) -> String {
     assert_eq!(code, 0, "kernelci pipeline token: {err}");
     token.trim().to_string()
 }
+
+/// `kernelci up` on the fake-kernel pipeline `cfg` (no trigger polling, 1 s holdoff and
+/// timeout polls, no triage) plus `extra`, its data in `data` and, when `db_url` is a
+/// PostgreSQL URL, its databases there; the server and a pipeline API token.
+pub fn start_fake_pipeline(
+    cfg: &Path,
+    data: &Path,
+    db_url: &str,
+    extra: &[&str],
+) -> (Server, String) {
+    let mut args = vec![
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+        "--trees",
+        "!fake",
+        "--holdoff",
+        "1",
+        "--timeout-poll",
+        "1",
+        "--kcidb-triage-interval",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let pg = db_url.starts_with("postgres");
+    if pg {
+        args.extend(["--database-url", db_url]);
+    }
+    let server = start("up", data, &args, &[]);
+    let token = pipeline_token(data, pg.then_some(db_url));
+    (server, token)
+}
