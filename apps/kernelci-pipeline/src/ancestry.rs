@@ -56,16 +56,7 @@ impl<'a> Ancestors<'a> {
         if kinds.iter().any(|k| node["kind"] == *k) {
             return Some(node.clone());
         }
-        let chain = self.prefetch(node).await;
-        let mut cur = node["parent"].as_str().map(String::from);
-        while let Some(id) = cur {
-            let n = chain.by_id.get(&id)?;
-            if kinds.iter().any(|k| n["kind"] == *k) {
-                return Some(n.clone());
-            }
-            cur = n["parent"].as_str().map(String::from);
-        }
-        None
+        self.prefetch(node).await.nearest(node, kinds)
     }
 }
 
@@ -107,6 +98,23 @@ impl Chain {
     /// The node with this id, if fetched.
     pub fn get(&self, id: &str) -> Option<&Value> {
         self.by_id.get(id)
+    }
+
+    /// The nearest node of `node`'s ancestry in this chain (itself included) whose `kind`
+    /// is one of `kinds`.
+    pub fn nearest(&self, node: &Value, kinds: &[&str]) -> Option<Value> {
+        if kinds.iter().any(|k| node["kind"] == *k) {
+            return Some(node.clone());
+        }
+        let mut cur = node["parent"].as_str().map(String::from);
+        while let Some(id) = cur {
+            let n = self.by_id.get(&id)?;
+            if kinds.iter().any(|k| n["kind"] == *k) {
+                return Some(n.clone());
+            }
+            cur = n["parent"].as_str().map(String::from);
+        }
+        None
     }
 }
 

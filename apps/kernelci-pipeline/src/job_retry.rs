@@ -63,7 +63,8 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    // A bisection decides on its own repeats.
+    // A bisection decides on its own repeats. (The ancestors, fetched once, also give the
+    // parent and the node to schedule from.)
     let chain = Ancestors::new(&ctx.api).prefetch(&node).await;
     if crate::bisect::in_bisection(&node, |id| chain.get(id).cloned()) {
         return Ok(());
@@ -74,21 +75,20 @@ async fn retry(ctx: &Ctx, ev: &Value) -> anyhow::Result<()> {
         tracing::info!("job-retry: {} {id}: no retries left", node["name"]);
         return Ok(());
     }
-    let ancestors = Ancestors::new(&ctx.api);
     let Some(parent_id) = node["parent"].as_str() else {
         anyhow::bail!("no parent to schedule from");
     };
-    let Some(parent) = ctx.api.node(parent_id).await? else {
+    let Some(parent) = chain.get(parent_id) else {
         anyhow::bail!("parent {parent_id} is gone");
     };
     let (target, jobfilter, platform_filter) = if node["kind"] == "kbuild" {
-        let Some(checkout) = ancestors.nearest(&parent, &["checkout"]).await else {
+        let Some(checkout) = chain.nearest(parent, &["checkout"]) else {
             anyhow::bail!("no checkout above {id}");
         };
         let name = node["name"].as_str().unwrap_or_default();
         (checkout, json!([format!("{name}+")]), Value::Null)
     } else {
-        let Some(kbuild) = ancestors.nearest(&parent, &["kbuild", "checkout"]).await else {
+        let Some(kbuild) = chain.nearest(parent, &["kbuild", "checkout"]) else {
             anyhow::bail!("no kbuild or checkout above {id}");
         };
         (

@@ -22,54 +22,19 @@ use serde_json::{Value, json};
 const LAB_TOKEN: &str = "lab-runtime-token";
 const CALLBACK_TOKEN: &str = "lab-callback-secret";
 
-struct Served {
-    env: Env,
-    base: String,
-    http: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+type Served = common::ServedApi;
 
 async fn serve(tokens: Vec<String>) -> Served {
     let env = Env::new(&sched_yaml()).await;
     let router = PipelineApi::new(env.ctx.clone(), vec![b"secret".to_vec()])
         .with_callback_tokens(tokens)
         .router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served {
-        env,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        server,
-    }
+    common::serve_api(env, router).await
 }
 
 impl Served {
     async fn callback(&self, id: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}/node/{id}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.post_raw(&format!("/node/{id}"), auth, body).await
     }
 
     /// checkout -> kbuild -> a running LAVA boot job; the job node.

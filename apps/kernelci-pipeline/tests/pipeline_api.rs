@@ -13,56 +13,16 @@ use serde_json::{Value, json};
 const SECRET: &[u8] = b"pipeline-test-secret";
 const OLD_SECRET: &[u8] = b"previous-secret";
 
-struct Served {
-    env: Env,
-    base: String,
-    http: reqwest::Client,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+type Served = common::ServedApi;
 
 async fn serve() -> Served {
     let env = Env::new(&sched_yaml()).await;
     let router =
         PipelineApi::new(env.ctx.clone(), vec![SECRET.to_vec(), OLD_SECRET.to_vec()]).router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Served {
-        env,
-        base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
-        server,
-    }
+    common::serve_api(env, router).await
 }
 
 impl Served {
-    /// POST `body` (raw bytes) with an `Authorization` header value.
-    async fn post_raw(&self, path: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
-        let mut req = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     async fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Value) {
         self.post_raw(path, Some(&format!("Bearer {token}")), &body.to_string())
             .await

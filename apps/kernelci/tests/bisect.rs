@@ -130,6 +130,39 @@ impl Pipeline {
             .unwrap()
     }
 
+    /// Checks out `commit` of `tree` for the fake build and boot jobs; the checkout id.
+    async fn checkout(&self, tree: &Path, commit: &str) -> String {
+        let (code, body) = self
+            .post(
+                "checkout",
+                &json!({"url": tree.to_str().unwrap(), "branch": "master", "commit": commit,
+                    "jobfilter": ["kbuild-gcc-x86_64", "baseline-x86_64"]}),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        body["node"]["id"].as_str().unwrap().to_string()
+    }
+
+    /// The boot job of `commit` once done (within 120 s).
+    async fn booted(&self, commit: &str) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let found = self
+                .nodes(&format!(
+                    "name=baseline-x86_64&data.kernel_revision.commit={commit}"
+                ))
+                .await;
+            if let Some(b) = found.into_iter().find(|n| n["state"] == "done") {
+                return b;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "{commit} never booted"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// Waits until `pred` holds for the node, within `limit`.
     async fn wait_node(&self, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let t0 = Instant::now();
@@ -168,35 +201,10 @@ async fn bisection_finds_the_planted_culprit_and_verifies_it() {
         base: server.base.clone(),
         token,
     };
-    let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
 
     // The branch head fails to boot.
-    let (code, body) = p
-        .post(
-            "checkout",
-            &json!({"url": tree.to_str().unwrap(), "branch": "master",
-                "commit": commits[7], "jobfilter": jobs}),
-        )
-        .await;
-    assert_eq!(code, 200, "{body}");
-    let head_checkout = body["node"]["id"].as_str().unwrap().to_string();
-    let t0 = Instant::now();
-    let boot = loop {
-        let found = p
-            .nodes(&format!(
-                "name=baseline-x86_64&data.kernel_revision.commit={}",
-                commits[7]
-            ))
-            .await;
-        if let Some(b) = found.into_iter().find(|n| n["state"] == "done") {
-            break b;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "the head never booted"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let head_checkout = p.checkout(&tree, &commits[7]).await;
+    let boot = p.booted(&commits[7]).await;
     assert_eq!(boot["result"], "fail", "{boot}");
 
     // Bad requests are refused with the reason.
@@ -393,33 +401,10 @@ async fn a_new_regression_of_an_opted_in_tree_is_bisected_and_the_culprit_attach
         base: server.base.clone(),
         token,
     };
-    let jobs = json!(["kbuild-gcc-x86_64", "baseline-x86_64"]);
     // A passing checkout (change 2), then a failing one (change 6): a regression.
     for (commit, want) in [(&commits[1], "pass"), (&commits[5], "fail")] {
-        let (code, body) = p
-            .post(
-                "checkout",
-                &json!({"url": tree.to_str().unwrap(), "branch": "master",
-                    "commit": commit, "jobfilter": jobs}),
-            )
-            .await;
-        assert_eq!(code, 200, "{body}");
-        let t0 = Instant::now();
-        let boot = loop {
-            let found = p
-                .nodes(&format!(
-                    "name=baseline-x86_64&data.kernel_revision.commit={commit}"
-                ))
-                .await;
-            if let Some(b) = found.into_iter().find(|n| n["state"] == "done") {
-                break b;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(120),
-                "{commit} never booted"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        };
+        p.checkout(&tree, commit).await;
+        let boot = p.booted(commit).await;
         assert_eq!(boot["result"], want, "{boot}");
     }
 

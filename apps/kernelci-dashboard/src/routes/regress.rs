@@ -4,8 +4,8 @@
 
 use axum::extract::{Path, RawQuery, State};
 use kernelci_kcidb::db::KcidbDb;
-use kernelci_kcidb::regress::RegressionState;
 use kernelci_kcidb::regress::track::{self, FlakyIdentity, Health, Regression, RegressionFilter};
+use kernelci_kcidb::regress::{Identity, RegressionState};
 use serde_json::{Value, json};
 
 use super::ok;
@@ -58,13 +58,10 @@ pub fn filter(p: &Params) -> Result<RegressionFilter, ApiError> {
     })
 }
 
-/// A regression as the API shows it.
-pub fn regression_json(r: &Regression) -> Value {
-    let i = &r.identity;
-    json!({
-        "id": r.id,
-        "state": r.state.as_str(),
-        "class": r.class.as_str(),
+/// `head`'s fields, then the identity's (`kind`, `origin`, tree, branch, path, config,
+/// architecture, compiler, platform), then `tail`'s: one object.
+fn with_identity(head: Value, i: &Identity, tail: Value) -> Value {
+    let identity = json!({
         "kind": i.kind.as_str(),
         "origin": i.origin,
         "tree_name": i.tree_name,
@@ -75,40 +72,46 @@ pub fn regression_json(r: &Regression) -> Value {
         "architecture": i.architecture,
         "compiler": i.compiler,
         "platform": i.platform,
-        "identity": r.identity_key,
-        "fail_count": r.fail_count,
-        "last_pass": {"checkout_id": r.last_pass.checkout_id, "commit": r.last_pass.commit},
-        "first_fail": {"checkout_id": r.first_fail.checkout_id, "commit": r.first_fail.commit,
-                       "object_id": r.first_fail.object_id, "time": r.first_fail.time},
-        "last_fail": {"checkout_id": r.last_fail.checkout_id, "commit": r.last_fail.commit,
-                      "object_id": r.last_fail.object_id, "time": r.last_fail.time},
-        "fixed": r.fixed.as_ref().map(|f| json!({"checkout_id": f.checkout_id,
-                                                  "commit": f.commit})),
-        "opened": r.opened,
-        "updated": r.updated,
-        "bisection": r.bisection,
-    })
+    });
+    let mut out = serde_json::Map::new();
+    for part in [head, identity, tail] {
+        if let Value::Object(m) = part {
+            out.extend(m);
+        }
+    }
+    Value::Object(out)
+}
+
+/// A regression as the API shows it.
+pub fn regression_json(r: &Regression) -> Value {
+    with_identity(
+        json!({"id": r.id, "state": r.state.as_str(), "class": r.class.as_str()}),
+        &r.identity,
+        json!({
+            "identity": r.identity_key,
+            "fail_count": r.fail_count,
+            "last_pass": {"checkout_id": r.last_pass.checkout_id, "commit": r.last_pass.commit},
+            "first_fail": {"checkout_id": r.first_fail.checkout_id,
+                           "commit": r.first_fail.commit,
+                           "object_id": r.first_fail.object_id, "time": r.first_fail.time},
+            "last_fail": {"checkout_id": r.last_fail.checkout_id, "commit": r.last_fail.commit,
+                          "object_id": r.last_fail.object_id, "time": r.last_fail.time},
+            "fixed": r.fixed.as_ref().map(|f| json!({"checkout_id": f.checkout_id,
+                                                      "commit": f.commit})),
+            "opened": r.opened,
+            "updated": r.updated,
+            "bisection": r.bisection,
+        }),
+    )
 }
 
 /// A flaky identity as the API shows it.
 pub fn flaky_json(f: &FlakyIdentity) -> Value {
-    let i = &f.identity;
-    json!({
-        "identity": f.identity_key,
-        "kind": i.kind.as_str(),
-        "origin": i.origin,
-        "tree_name": i.tree_name,
-        "git_repository_url": i.git_repository_url,
-        "git_repository_branch": i.git_repository_branch,
-        "path": i.path,
-        "config_name": i.config_name,
-        "architecture": i.architecture,
-        "compiler": i.compiler,
-        "platform": i.platform,
-        "flips": f.flips,
-        "last_outcome": f.last_outcome,
-        "updated": f.updated,
-    })
+    with_identity(
+        json!({"identity": f.identity_key}),
+        &f.identity,
+        json!({"flips": f.flips, "last_outcome": f.last_outcome, "updated": f.updated}),
+    )
 }
 
 /// A health row as the API shows it, with whether its rate is above `threshold`.

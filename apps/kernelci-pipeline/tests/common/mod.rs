@@ -324,3 +324,55 @@ pub fn git_commit(repo: &Path, message: &str) -> String {
     git(repo, &["commit", "-q", "-m", message]);
     git(repo, &["rev-parse", "HEAD"])
 }
+
+/// The pipeline REST API (a router made from an [`Env`]'s `Ctx`) served on a random port
+/// of 127.0.0.1, stopped when dropped.
+pub struct ServedApi {
+    pub env: Env,
+    pub base: String,
+    pub http: reqwest::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ServedApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Serves `router` (built over `env`) on a random port.
+pub async fn serve_api(env: Env, router: axum::Router) -> ServedApi {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    ServedApi {
+        env,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        server,
+    }
+}
+
+impl ServedApi {
+    /// POST `body` (raw JSON text) to `path` with an `Authorization` header value; the
+    /// status and the reply (JSON, or the text as a JSON string).
+    pub async fn post_raw(&self, path: &str, auth: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
